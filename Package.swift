@@ -1,0 +1,40 @@
+// swift-tools-version:6.1
+// ToyMoE: toy models of superposition, dense and Mixture-of-Experts, in Swift.
+//
+// Layers depend one way only:
+//   ToyMoEKernels (flat-buffer math, no Foundation)
+//     -> ToyMoE (engine: models, data, training, metrics)
+//       -> ToyMoEIO (NPY/NPZ, JSON, provenance; format code that knows nothing of the engine)
+//         -> toymoe (command-line tool)
+import PackageDescription
+
+let package = Package(
+    name: "ToyMoE",
+    products: [
+        .library(name: "ToyMoE", targets: ["ToyMoE"]),
+        .library(name: "ToyMoEIO", targets: ["ToyMoEIO"]),
+        .executable(name: "toymoe", targets: ["toymoe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The kernels are compiled with optimization even in debug builds: they are the whole cost of training,
+        // and `swift test` (debug) then runs the reduced-scale paper experiments in seconds instead of minutes.
+        .target(
+            name: "ToyMoEKernels",
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
+        .target(name: "ToyMoE", dependencies: ["ToyMoEKernels"]),
+        .target(name: "ToyMoEIO"),
+        .executableTarget(
+            name: "toymoe",
+            dependencies: [
+                "ToyMoE", "ToyMoEIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ToyMoETests", dependencies: ["ToyMoE", "ToyMoEKernels"]),
+        .testTarget(name: "ToyMoEIOTests", dependencies: ["ToyMoEIO"]),
+    ]
+)

@@ -1,0 +1,303 @@
+import Foundation
+import ToyMoEKernels
+
+/// How the reconstruction error is reduced over features (SPEC §5). The two trainers of the authors differ here,
+/// by a factor of n (and so does the weight of L_LB relative to reconstruction).
+public enum LossNormalization: String, Sendable, Codable, CaseIterable {
+    /// L = Σ_i mean_b I_i (x − x̂)²: the single-model trainer `optimize` (Figs. 1, 2, 5, 6).
+    case sumOverFeatures = "sum"
+    /// L = mean_{b,i} I_i (x − x̂)²: the vectorized trainer `optimize_vectorized` (Figs. 3, 4, 7, Table 1).
+    case meanOverFeatures = "mean"
+}
+
+/// Learning-rate multipliers of the authors' helpers (step t of T): constant 1; linear 1 − t/T;
+/// cosine cos(π/2 · t/(T − 1)). The paper uses constant everywhere.
+public enum LearningRateSchedule: String, Sendable, Codable, CaseIterable {
+    case constant
+    case linear
+    case cosine
+
+    /// The multiplier at step `t` (0-based) of `total`.
+    public func factor(step t: Int, of total: Int) -> Double {
+        switch self {
+        case .constant: return 1
+        case .linear: return 1 - Double(t) / Double(total)
+        case .cosine: return total > 1 ? cos(0.5 * Double.pi * Double(t) / Double(total - 1)) : 1
+        }
+    }
+}
+
+/// The early-stop rules of Fig. 5's trainer (`other_optimize`, SPEC §5): after every step whose minibatch loss is
+/// below `dropLoss`, the learning rate is multiplied by `dropFactor` (possibly on many consecutive steps);
+/// training stops at the first step whose loss is below `stopLoss`.
+public struct EarlyStop: Sendable, Equatable, Codable {
+    public var dropLoss: Double
+    public var stopLoss: Double
+    public var dropFactor: Double
+
+    public init(dropLoss: Double = 0.015, stopLoss: Double = 0.01, dropFactor: Double = 0.1) {
+        self.dropLoss = dropLoss
+        self.stopLoss = stopLoss
+        self.dropFactor = dropFactor
+    }
+}
+
+/// Every option of a training run. Defaults are the paper's: AdamW(lr 1e-3, β 0.9/0.999, ε 1e-8, wd 0.01),
+/// constant lr, batch 1024, 10,000 steps, sum-over-features loss, no load balancing.
+public struct TrainingConfig: Sendable, Equatable, Codable {
+    public var steps: Int = 10_000
+    public var batchSize: Int = 1024
+    public var learningRate: Double = 1e-3
+    public var schedule: LearningRateSchedule = .constant
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var epsilon: Double = 1e-8
+    /// Decoupled weight decay applied to every parameter (W, b_final and gate), as PyTorch's AdamW default.
+    public var weightDecay: Double = 0.01
+    public var lossNormalization: LossNormalization = .sumOverFeatures
+    /// Adds α·E·Σ f_e P_e (SPEC §3.5).
+    public var loadBalancing: Bool = false
+    public var loadBalancingAlpha: Double = 0.01
+    public var earlyStop: EarlyStop? = nil
+    /// Record the loss of every `historyStride`-th step (and always the last).
+    public var historyStride: Int = 1
+
+    public init() {}
+
+    /// Validates option domains; names the option in the paper's/notebook's spelling.
+    public func validate() throws {
+        let c = "TrainingConfig"
+        if steps < 0 { throw ToyMoEError(c, "steps", "expected a non-negative integer, got \(steps)") }
+        if batchSize < 1 { throw ToyMoEError(c, "batch_size", "expected a positive integer, got \(batchSize)") }
+        if batchSize > 1 << 22 { throw ToyMoEError(c, "batch_size", "expected at most \(1 << 22), got \(batchSize)") }
+        func finite(_ v: Double, _ name: String, _ ok: Bool, _ expected: String) throws {
+            if !v.isFinite || !ok { throw ToyMoEError(c, name, "expected \(expected), got \(v)") }
+        }
+        try finite(learningRate, "lr", learningRate >= 0, "a finite non-negative number")
+        try finite(beta1, "beta1", beta1 >= 0 && beta1 < 1, "a number in [0, 1)")
+        try finite(beta2, "beta2", beta2 >= 0 && beta2 < 1, "a number in [0, 1)")
+        try finite(epsilon, "eps", epsilon > 0, "a finite positive number")
+        try finite(weightDecay, "weight_decay", weightDecay >= 0, "a finite non-negative number")
+        try finite(loadBalancingAlpha, "load_balancing_alpha", loadBalancingAlpha >= 0, "a finite non-negative number")
+        if historyStride < 1 { throw ToyMoEError(c, "history_every", "expected a positive integer, got \(historyStride)") }
+        if let es = earlyStop {
+            try finite(es.dropLoss, "drop_loss", true, "a finite number")
+            try finite(es.stopLoss, "stop_loss", true, "a finite number")
+            try finite(es.dropFactor, "drop_factor", es.dropFactor > 0 && es.dropFactor <= 1, "a number in (0, 1]")
+        }
+    }
+}
+
+/// What one training step produced (the loss is the minibatch loss before that step's update, as in PyTorch).
+public struct StepInfo: Sendable {
+    /// 0-based step index.
+    public var step: Int
+    public var loss: Double
+    public var reconstructionLoss: Double
+    public var loadBalancingLoss: Double
+    public var learningRate: Double
+}
+
+/// A hook's answer: keep training or stop now.
+public enum HookAction: Sendable {
+    case proceed
+    case stop
+}
+
+/// The outcome of `Trainer.run`.
+public struct TrainingResult: Sendable {
+    /// Loss of the last minibatch (including L_LB when on): the paper's "final loss".
+    public var finalLoss: Double
+    public var finalReconstructionLoss: Double
+    public var finalLoadBalancingLoss: Double
+    /// Steps actually taken.
+    public var stepsRun: Int
+    /// (step, loss) every `historyStride` steps and at the last step.
+    public var historySteps: [Int]
+    public var history: [Double]
+    /// True if the early-stop rule or a hook ended training.
+    public var stoppedEarly: Bool
+    /// Set when the loss became NaN or ±Inf: the step and a reason. Training stops at once.
+    public var divergence: (step: Int, reason: String)?
+    public var seconds: Double
+}
+
+/// Trains one model with fresh data every step, hand-written forward/backward and AdamW. A training step
+/// allocates nothing: the workspace, gradients and moments are allocated once, here.
+public final class Trainer {
+    public let model: Model
+    public let data: DataDistribution
+    public let config: TrainingConfig
+    /// The data stream (seed, modelID, data).
+    public var rng: RandomStream
+    /// Number of optimizer steps taken so far (AdamW's t).
+    public private(set) var stepsTaken = 0
+    /// Current multiplier from the early-stop rule.
+    public private(set) var earlyStopFactor = 1.0
+
+    let workspace: Workspace
+    let grads: UnsafeMutableBufferPointer<Float>
+    let moment1: UnsafeMutableBufferPointer<Float>
+    let moment2: UnsafeMutableBufferPointer<Float>
+    let probability: [Float]
+    let importance: [Float]
+    let inputScale: [Float]?
+
+    public init(model: Model, data: DataDistribution, config: TrainingConfig, seed: UInt64, modelID: UInt64 = 0) throws {
+        try config.validate()
+        try data.validate(featureCount: model.featureCount)
+        self.model = model
+        self.data = data
+        self.config = config
+        self.rng = RandomStream(seed: seed, path: [modelID, StreamPurpose.data.rawValue])
+        self.workspace = Workspace(layout: model.layout, batch: config.batchSize)
+        let count = model.layout.count
+        grads = .allocate(capacity: count)
+        moment1 = .allocate(capacity: count)
+        moment2 = .allocate(capacity: count)
+        grads.initialize(repeating: 0)
+        moment1.initialize(repeating: 0)
+        moment2.initialize(repeating: 0)
+        probability = data.featureProbability
+        importance = data.importance
+        inputScale = data.inputScale
+    }
+
+    deinit {
+        grads.deallocate()
+        moment1.deallocate()
+        moment2.deallocate()
+    }
+
+    /// The loss scale that turns Σ_b Σ_i I(x − x̂)² into the configured normalization.
+    var lossScale: Double {
+        let B = Double(config.batchSize)
+        switch config.lossNormalization {
+        case .sumOverFeatures: return 1 / B
+        case .meanOverFeatures: return 1 / (B * Double(model.featureCount))
+        }
+    }
+
+    /// The learning rate step `t` will use.
+    public func learningRate(at t: Int) -> Double {
+        config.learningRate * config.schedule.factor(step: t, of: config.steps) * earlyStopFactor
+    }
+
+    /// Draws a batch into the workspace.
+    func sampleBatch() {
+        let n = model.featureCount
+        probability.withUnsafeBufferPointer { p in
+            if let scale = inputScale {
+                scale.withUnsafeBufferPointer { sp in
+                    MoEKernels.sampleBatch(
+                        x: workspace.x, batch: config.batchSize, n: n, probability: p.baseAddress!,
+                        scale: sp.baseAddress!, rng: &rng)
+                }
+            } else {
+                MoEKernels.sampleBatch(
+                    x: workspace.x, batch: config.batchSize, n: n, probability: p.baseAddress!, scale: nil, rng: &rng)
+            }
+        }
+    }
+
+    /// Loss and gradients for the batch currently in the workspace; gradients land in `grads`.
+    /// Returns (reconstruction, load-balancing).
+    func lossAndGradients() -> (Double, Double) {
+        let L = model.layout
+        let B = config.batchSize
+        let params = UnsafePointer(model.parameters.baseAddress!)
+        let act = workspace.activations
+        MoEKernels.forward(params: params, layout: L, batch: B, tieBreak: model.config.tieBreak.kernel, act: act)
+        let scale = lossScale
+        let recon = importance.withUnsafeBufferPointer { imp in
+            MoEKernels.reconstructionLoss(
+                x: workspace.x, xhat: workspace.xhat, importance: imp.baseAddress!, batch: B, n: L.n, scale: scale)
+        }
+        var lb = 0.0
+        let alpha: Float? = config.loadBalancing ? Float(config.loadBalancingAlpha) : nil
+        if let alpha { lb = MoEKernels.loadBalancing(layout: L, batch: B, alpha: alpha, act: act) }
+        for i in 0..<grads.count { grads[i] = 0 }
+        importance.withUnsafeBufferPointer { imp in
+            MoEKernels.backward(
+                params: params, grads: grads.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
+                lossScale: Float(scale), lbAlpha: alpha, act: act)
+        }
+        return (recon, lb)
+    }
+
+    /// One training step: fresh batch, forward, loss, backward, AdamW. Returns the step's (pre-update) loss.
+    @discardableResult
+    public func step() -> StepInfo {
+        let t = stepsTaken
+        let lr = learningRate(at: t)
+        sampleBatch()
+        let (recon, lb) = lossAndGradients()
+        MoEKernels.adamW(
+            params: model.parameters.baseAddress!, grads: UnsafePointer(grads.baseAddress!),
+            m1: moment1.baseAddress!, m2: moment2.baseAddress!, count: grads.count, step: t + 1, lr: lr,
+            beta1: config.beta1, beta2: config.beta2, eps: config.epsilon, weightDecay: config.weightDecay)
+        stepsTaken += 1
+        return StepInfo(step: t, loss: recon + lb, reconstructionLoss: recon, loadBalancingLoss: lb, learningRate: lr)
+    }
+
+    /// Trains for `config.steps` steps (or until early stop, a hook's `.stop`, or divergence).
+    /// - Parameters:
+    ///   - hookEvery: call `hook` every this many steps (step % hookEvery == 0) and at the last step.
+    ///   - hook: optional; receives the step's info and the model (read it, don't resize it). No per-step cost when nil.
+    public func run(hookEvery: Int = 100, hook: ((StepInfo, Model) -> HookAction)? = nil) -> TrainingResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var history: [Double] = []
+        var historySteps: [Int] = []
+        history.reserveCapacity(config.steps / config.historyStride + 2)
+        historySteps.reserveCapacity(config.steps / config.historyStride + 2)
+        var last = StepInfo(step: -1, loss: .nan, reconstructionLoss: .nan, loadBalancingLoss: .nan, learningRate: 0)
+        var stoppedEarly = false
+        var divergence: (Int, String)? = nil
+        let every = Swift.max(1, hookEvery)
+        while stepsTaken < config.steps {
+            last = step()
+            let t = last.step
+            let isLast = stepsTaken == config.steps
+            if !last.loss.isFinite {
+                divergence = (t, "loss became \(last.loss) at step \(t) (lr \(last.learningRate))")
+            }
+            var stop = divergence != nil
+            if let es = config.earlyStop, !stop {
+                if last.loss < es.stopLoss {
+                    stop = true
+                    stoppedEarly = true
+                } else if last.loss < es.dropLoss {
+                    earlyStopFactor *= es.dropFactor
+                }
+            }
+            if t % config.historyStride == 0 || isLast || stop {
+                history.append(last.loss)
+                historySteps.append(t)
+            }
+            if let hook, t % every == 0 || isLast || stop {
+                if hook(last, model) == .stop && !stop {
+                    stop = true
+                    stoppedEarly = true
+                }
+            }
+            if stop { break }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return TrainingResult(
+            finalLoss: last.loss, finalReconstructionLoss: last.reconstructionLoss,
+            finalLoadBalancingLoss: last.loadBalancingLoss, stepsRun: stepsTaken, historySteps: historySteps,
+            history: history, stoppedEarly: stoppedEarly, divergence: divergence, seconds: seconds)
+    }
+
+    /// Loss and a copy of the gradient for a given batch `x` (B, n), without updating anything. For gradient checks
+    /// and analysis; `x.count` must be `batchSize · n`.
+    public func gradient(for x: [Float]) throws -> (loss: Double, reconstruction: Double, loadBalancing: Double, gradient: [Float]) {
+        let n = model.featureCount
+        guard x.count == config.batchSize * n else {
+            throw ToyMoEError("Trainer.gradient", "x", "expected \(config.batchSize * n) values (batch_size × n_features), got \(x.count)")
+        }
+        x.withUnsafeBufferPointer { workspace.x.update(from: $0.baseAddress!, count: x.count) }
+        let (recon, lb) = lossAndGradients()
+        return (recon + lb, recon, lb, Array(grads))
+    }
+}

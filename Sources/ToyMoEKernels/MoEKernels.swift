@@ -1,0 +1,373 @@
+// Forward and backward kernels of the toy MoE (and of the dense model, which is the E = 1, k = 1 case).
+//
+// Legend: B = batch, n = features, m = hidden per expert, E = experts, k = active experts per sample.
+// Parameters live in one flat Float32 allocation (see `MoELayout`):
+//   W (E, n, m)  row i of W[e] is feature i's m-vector in expert e
+//   b (E, n)     per-expert output bias ("b_final")
+//   G (E, n)     router matrix ("gate"), no bias
+// Gradients and AdamW moments share that layout, so the optimizer is one loop over the flat buffer.
+//
+// Math (SPEC §3.2): z = G x, π = softmax(z), T = top-k(π), g_e = π_e / Σ_{e'∈T} π_{e'} on T, else 0,
+// y_e = ReLU(W_e W_eᵀ x + b_e), x̂ = Σ_{e∈T} g_e y_e.
+// Only the k routed experts are evaluated (sparse dispatch); unselected experts have g_e = 0 and contribute neither
+// to x̂ nor to any gradient, so this equals the authors' dense evaluation exactly (tested against the naive twin).
+//
+// These are the portable scalar kernels over unsafe buffers; they allocate nothing. The naive twin (plain nested
+// arrays in Double, all experts evaluated densely) is `NaiveMoE` in the engine module.
+
+/// Shapes and flat-buffer offsets of one model's parameters.
+public struct MoELayout: Sendable, Equatable {
+    public let n: Int  // features
+    public let m: Int  // hidden per expert
+    public let experts: Int  // E
+    public let active: Int  // k
+
+    public init(n: Int, m: Int, experts: Int, active: Int) {
+        self.n = n
+        self.m = m
+        self.experts = experts
+        self.active = active
+    }
+
+    /// Offset of W (E, n, m) in the flat buffer.
+    public var wOffset: Int { 0 }
+    /// Offset of b (E, n).
+    public var bOffset: Int { experts * n * m }
+    /// Offset of G (E, n).
+    public var gOffset: Int { experts * n * m + experts * n }
+    /// Total parameter count: E·n·m + 2·E·n.
+    public var count: Int { experts * n * m + 2 * experts * n }
+}
+
+/// How top-k breaks ties between equal router probabilities (e.g. every x = 0 sample, SPEC §3.4).
+public enum TieBreak: UInt8, Sendable, CaseIterable {
+    /// The lower expert index wins (matches the authors' runs for E ≤ 3; the default).
+    case lowestIndex = 0
+    /// The higher expert index wins (for studying the asymmetry that tie-breaking induces).
+    case highestIndex = 1
+}
+
+/// Non-owning pointers to the per-batch activations a training step keeps for its backward pass.
+public struct MoEActivations {
+    public var x: UnsafeMutablePointer<Float>  // (B, n) inputs
+    public var probs: UnsafeMutablePointer<Float>  // (B, E) router probabilities π
+    public var selected: UnsafeMutablePointer<Int32>  // (B, k) selected experts, in selection order
+    public var gates: UnsafeMutablePointer<Float>  // (B, k) renormalized gate weights g
+    public var hidden: UnsafeMutablePointer<Float>  // (B, k, m) h = W_eᵀ x per selected expert
+    public var preact: UnsafeMutablePointer<Float>  // (B, k, n) W_e h + b_e (before ReLU)
+    public var xhat: UnsafeMutablePointer<Float>  // (B, n) reconstruction
+    public var dxhat: UnsafeMutablePointer<Float>  // (n) scratch: dL/dx̂ of one sample
+    public var dgate: UnsafeMutablePointer<Float>  // (k) scratch: dL/dg of one sample
+    public var dprob: UnsafeMutablePointer<Float>  // (E) scratch: dL/dπ of one sample
+    public var dhidden: UnsafeMutablePointer<Float>  // (m) scratch
+    public var dispatchFraction: UnsafeMutablePointer<Float>  // (E) f_e: fraction of the batch routed to e
+    public var meanProb: UnsafeMutablePointer<Float>  // (E) P_e: batch mean of π_e
+
+    public init(
+        x: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, selected: UnsafeMutablePointer<Int32>,
+        gates: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, preact: UnsafeMutablePointer<Float>,
+        xhat: UnsafeMutablePointer<Float>, dxhat: UnsafeMutablePointer<Float>, dgate: UnsafeMutablePointer<Float>,
+        dprob: UnsafeMutablePointer<Float>, dhidden: UnsafeMutablePointer<Float>,
+        dispatchFraction: UnsafeMutablePointer<Float>, meanProb: UnsafeMutablePointer<Float>
+    ) {
+        self.x = x
+        self.probs = probs
+        self.selected = selected
+        self.gates = gates
+        self.hidden = hidden
+        self.preact = preact
+        self.xhat = xhat
+        self.dxhat = dxhat
+        self.dgate = dgate
+        self.dprob = dprob
+        self.dhidden = dhidden
+        self.dispatchFraction = dispatchFraction
+        self.meanProb = meanProb
+    }
+}
+
+public enum MoEKernels {
+
+    // MARK: - Data
+
+    /// Draws a fresh batch: x[b, i] = u if r ≤ p_i else 0, with u, r ~ U[0, 1) (SPEC §4; `≤` as in the authors'
+    /// `torch.rand(...) <= p`). One 64-bit draw yields both uniforms. `scale` (optional, n) multiplies each feature's
+    /// value afterwards (the paper-text reading of the relative importance r).
+    /// - Shapes: `x` (B, n), `probability` (n), `scale` (n) or nil.
+    @inline(__always)
+    public static func sampleBatch(
+        x: UnsafeMutablePointer<Float>, batch: Int, n: Int, probability: UnsafePointer<Float>,
+        scale: UnsafePointer<Float>?, rng: inout RandomStream
+    ) {
+        for s in 0..<batch {
+            let row = x + s * n
+            for i in 0..<n {
+                let (u, r) = rng.nextFloatPair()
+                row[i] = r <= probability[i] ? u : 0
+            }
+            if let scale {
+                for i in 0..<n { row[i] *= scale[i] }
+            }
+        }
+    }
+
+    // MARK: - Router
+
+    /// Router forward for one sample: logits z = G x, π = softmax(z) (max-subtracted), top-k selection on π with
+    /// the given tie rule, and renormalized gates g = π_T / Σ π_T.
+    /// - Shapes: `x` (n), `gate` (E, n), `probs` (E), `selected` (k), `gates` (k).
+    @inline(__always)
+    public static func route(
+        x: UnsafePointer<Float>, gate: UnsafePointer<Float>, layout L: MoELayout, tieBreak: TieBreak,
+        probs: UnsafeMutablePointer<Float>, selected: UnsafeMutablePointer<Int32>, gates: UnsafeMutablePointer<Float>
+    ) {
+        let n = L.n, E = L.experts, k = L.active
+        if E == 1 {
+            // Softmax of one logit is exactly 1: skip the exp (the result is bitwise the same).
+            probs[0] = 1
+            selected[0] = 0
+            gates[0] = 1
+            return
+        }
+        var zmax = -Float.infinity
+        for e in 0..<E {
+            let row = gate + e * n
+            var z: Float = 0
+            for i in 0..<n { z += row[i] * x[i] }
+            probs[e] = z
+            zmax = Swift.max(zmax, z)
+        }
+        var total: Float = 0
+        for e in 0..<E {
+            let v = _expf(probs[e] - zmax)
+            probs[e] = v
+            total += v
+        }
+        let inv = 1 / total
+        for e in 0..<E { probs[e] *= inv }
+        // Top-k by repeated selection: k ≤ E is small. Strict comparison keeps the first (lowest) index among
+        // equals; `highestIndex` uses ≥ instead so the last equal one wins.
+        var selectedSum: Float = 0
+        for j in 0..<k {
+            var best = -1
+            var bestValue = -Float.infinity
+            for e in 0..<E {
+                var taken = false
+                for t in 0..<j where selected[t] == Int32(e) { taken = true }
+                if taken { continue }
+                let v = probs[e]
+                let better = tieBreak == .lowestIndex ? (v > bestValue) : (v >= bestValue)
+                if best < 0 || better {
+                    best = e
+                    bestValue = v
+                }
+            }
+            selected[j] = Int32(best)
+            selectedSum += bestValue
+        }
+        for j in 0..<k { gates[j] = probs[Int(selected[j])] / selectedSum }
+    }
+
+    // MARK: - Forward
+
+    /// Forward pass over a batch with sparse dispatch. Fills every activation the backward pass needs.
+    /// - Shapes: `params` (layout.count); activations as documented on `MoEActivations`.
+    public static func forward(
+        params: UnsafePointer<Float>, layout L: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations
+    ) {
+        let n = L.n, m = L.m, E = L.experts, k = L.active
+        let W = params + L.wOffset, bias = params + L.bOffset, G = params + L.gOffset
+        for s in 0..<batch {
+            let x = UnsafePointer(act.x + s * n)
+            route(
+                x: x, gate: G, layout: L, tieBreak: tieBreak, probs: act.probs + s * E,
+                selected: act.selected + s * k, gates: act.gates + s * k)
+            let xhat = act.xhat + s * n
+            for i in 0..<n { xhat[i] = 0 }
+            for j in 0..<k {
+                let e = Int(act.selected[s * k + j])
+                let g = act.gates[s * k + j]
+                let We = W + e * n * m
+                let be = bias + e * n
+                let h = act.hidden + (s * k + j) * m
+                let pre = act.preact + (s * k + j) * n
+                // encode: h = W_eᵀ x   (m) — accumulate row by row so W is read contiguously
+                for a in 0..<m { h[a] = 0 }
+                for i in 0..<n {
+                    let xi = x[i]
+                    if xi == 0 { continue }  // sparse inputs: most x_i are exactly 0 at low density
+                    let wrow = We + i * m
+                    for a in 0..<m { h[a] += wrow[a] * xi }
+                }
+                // decode: pre = W_e h + b_e, x̂ += g · ReLU(pre)   (n)
+                for i in 0..<n {
+                    let wrow = We + i * m
+                    var v = be[i]
+                    for a in 0..<m { v += wrow[a] * h[a] }
+                    pre[i] = v
+                    if v > 0 { xhat[i] += g * v }
+                }
+            }
+        }
+    }
+
+    // MARK: - Loss
+
+    /// Importance-weighted squared error, scaled: L = scale · Σ_b Σ_i I_i (x_bi − x̂_bi)².
+    /// `scale` is 1/B for the sum-over-features trainer and 1/(B·n) for the mean-over-features trainer (SPEC §5).
+    /// Accumulates in Double so the reported loss does not depend on batch-summation order.
+    public static func reconstructionLoss(
+        x: UnsafePointer<Float>, xhat: UnsafePointer<Float>, importance: UnsafePointer<Float>, batch: Int, n: Int,
+        scale: Double
+    ) -> Double {
+        var total = 0.0
+        for s in 0..<batch {
+            var row: Float = 0
+            for i in 0..<n {
+                let d = x[s * n + i] - xhat[s * n + i]
+                row += importance[i] * d * d
+            }
+            total += Double(row)
+        }
+        return total * scale
+    }
+
+    /// Load-balancing statistics and value: f_e = (1/B) Σ_b [e ∈ T(x_b)], P_e = (1/B) Σ_b π_e(x_b),
+    /// L_LB = α · E · Σ_e f_e P_e (SPEC §3.5). Writes f and P into the activations.
+    public static func loadBalancing(layout L: MoELayout, batch: Int, alpha: Float, act: MoEActivations) -> Double {
+        let E = L.experts, k = L.active
+        for e in 0..<E {
+            act.dispatchFraction[e] = 0
+            act.meanProb[e] = 0
+        }
+        for s in 0..<batch {
+            for j in 0..<k { act.dispatchFraction[Int(act.selected[s * k + j])] += 1 }
+            for e in 0..<E { act.meanProb[e] += act.probs[s * E + e] }
+        }
+        let invB = 1 / Float(batch)
+        var value = 0.0
+        for e in 0..<E {
+            act.dispatchFraction[e] *= invB
+            act.meanProb[e] *= invB
+            value += Double(act.dispatchFraction[e]) * Double(act.meanProb[e])
+        }
+        return Double(alpha) * Double(E) * value
+    }
+
+    // MARK: - Backward
+
+    /// Backward pass: accumulates dL/dW, dL/db, dL/dG into `grads` (same layout as the parameters; the caller
+    /// zeroes it). The loss is `lossScale · Σ I (x − x̂)²` plus, if `lbAlpha` is non-nil, the load-balancing term
+    /// (whose f_e and P_e must already be in the activations).
+    ///
+    /// Per sample: dx̂ = 2·scale·I ⊙ (x̂ − x); for each selected expert e with gate g:
+    ///   dg = dx̂ · ReLU(pre), dpre = g · dx̂ ⊙ [pre > 0] (ReLU'(0) = 0, as PyTorch), db_e += dpre,
+    ///   dh = W_eᵀ dpre, dW_e += dpre ⊗ h + x ⊗ dh (tied encoder/decoder).
+    /// Router: dπ_e = (dg_e − Σ_T dg g)/Σ_T π on selected experts (the renormalization, differentiated literally;
+    /// identically 0 when k = 1), plus α E f_e / B from L_LB; dz = π ⊙ (dπ − π·dπ); dG += dz ⊗ x.
+    public static func backward(
+        params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout L: MoELayout, batch: Int,
+        importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations
+    ) {
+        let n = L.n, m = L.m, E = L.experts, k = L.active
+        let W = params + L.wOffset
+        let dW = grads + L.wOffset, db = grads + L.bOffset, dG = grads + L.gOffset
+        // With k = 1 and no LB the router gradient is identically zero (g ≡ π/π = 1): skip that work. The naive
+        // twin computes it literally and the tests check it is exactly 0.
+        let routerNeeded = E > 1 && (k > 1 || lbAlpha != nil)
+        let lbCoefficient: Float = lbAlpha.map { $0 * Float(E) / Float(batch) } ?? 0
+        for s in 0..<batch {
+            let x = act.x + s * n
+            let xhat = act.xhat + s * n
+            let dxhat = act.dxhat
+            for i in 0..<n { dxhat[i] = 2 * lossScale * importance[i] * (xhat[i] - x[i]) }
+            for j in 0..<k {
+                let e = Int(act.selected[s * k + j])
+                let g = act.gates[s * k + j]
+                let We = W + e * n * m
+                let dWe = dW + e * n * m
+                let dbe = db + e * n
+                let h = act.hidden + (s * k + j) * m
+                let pre = act.preact + (s * k + j) * n
+                let dh = act.dhidden
+                for a in 0..<m { dh[a] = 0 }
+                var dg: Float = 0
+                for i in 0..<n {
+                    let v = pre[i]
+                    guard v > 0 else { continue }
+                    dg += dxhat[i] * v
+                    let dpre = g * dxhat[i]
+                    dbe[i] += dpre
+                    let wrow = We + i * m
+                    let dwrow = dWe + i * m
+                    for a in 0..<m {
+                        dh[a] += wrow[a] * dpre
+                        dwrow[a] += dpre * h[a]
+                    }
+                }
+                act.dgate[j] = dg
+                for i in 0..<n {
+                    let xi = x[i]
+                    if xi == 0 { continue }
+                    let dwrow = dWe + i * m
+                    for a in 0..<m { dwrow[a] += xi * dh[a] }
+                }
+            }
+            guard routerNeeded else { continue }
+            let probs = act.probs + s * E
+            let dprob = act.dprob
+            for e in 0..<E { dprob[e] = lbCoefficient * act.dispatchFraction[e] }
+            if k > 1 {
+                var selectedSum: Float = 0
+                var weighted: Float = 0
+                for j in 0..<k {
+                    selectedSum += probs[Int(act.selected[s * k + j])]
+                    weighted += act.dgate[j] * act.gates[s * k + j]
+                }
+                for j in 0..<k {
+                    dprob[Int(act.selected[s * k + j])] += (act.dgate[j] - weighted) / selectedSum
+                }
+            }
+            var dot: Float = 0
+            for e in 0..<E { dot += probs[e] * dprob[e] }
+            for e in 0..<E {
+                let dz = probs[e] * (dprob[e] - dot)
+                if dz == 0 { continue }
+                let row = dG + e * n
+                for i in 0..<n { row[i] += dz * x[i] }
+            }
+        }
+    }
+
+    // MARK: - Optimizer
+
+    /// One AdamW step, `torch.optim.AdamW` semantics (no amsgrad, not maximize):
+    ///   θ ← θ·(1 − lr·λ);  m ← m + (1−β₁)(g − m)  (PyTorch's `lerp_`);  v ← β₂v + (1−β₂)g²;
+    ///   θ ← θ − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
+    /// The bias corrections are computed in Double (as PyTorch computes them as Python floats); the element
+    /// update is Float32. `step` is t ≥ 1.
+    public static func adamW(
+        params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, m1: UnsafeMutablePointer<Float>,
+        m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
+        eps: Double, weightDecay: Double
+    ) {
+        let bc1 = 1 - _pow(beta1, Double(step))
+        let bc2 = 1 - _pow(beta2, Double(step))
+        let stepSize = Float(lr / bc1)
+        let bc2Sqrt = Float(bc2.squareRoot())
+        let decay = Float(1 - lr * weightDecay)
+        let b2 = Float(beta2), e = Float(eps)
+        let c1 = Float(1 - beta1), c2 = Float(1 - beta2)
+        for i in 0..<count {
+            let g = grads[i]
+            var p = params[i] * decay
+            let mi = m1[i] + c1 * (g - m1[i])
+            let vi = m2[i] * b2 + c2 * g * g
+            m1[i] = mi
+            m2[i] = vi
+            let denom = vi.squareRoot() / bc2Sqrt + e
+            p -= stepSize * (mi / denom)
+            params[i] = p
+        }
+    }
+}
