@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+import ToyMoEIO
+
+@Suite("Provenance")
+struct ProvenanceTests {
+    @Test("ISO-8601 UTC formatting of known instants")
+    func iso8601KnownValues() {
+        #expect(Provenance.iso8601UTC(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Provenance.iso8601UTC(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
+        #expect(Provenance.iso8601UTC(Date(timeIntervalSince1970: 1_700_000_000.123_4)) == "2023-11-14T22:13:20.123Z")
+        #expect(Provenance.iso8601UTC(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59.000Z")
+        #expect(Provenance.iso8601UTC(Date(timeIntervalSince1970: 4_107_542_399.999)) == "2100-02-28T23:59:59.999Z")
+    }
+
+    @Test("ISO-8601 formatting agrees with Foundation's formatter")
+    func iso8601AgreesWithFoundation() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        var generator = SplitMix64(seed: 7)
+        for _ in 0..<500 {
+            // Whole milliseconds between 1900 and 2200, so neither side has to round.
+            let millis = Int64(generator.next() % 9_467_280_000_000) - 2_208_988_800_000
+            let date = Date(timeIntervalSince1970: Double(millis) / 1000)
+            #expect(Provenance.iso8601UTC(date) == formatter.string(from: date))
+        }
+    }
+
+    @Test("JSON has the documented keys in order and round trips")
+    func jsonRoundTrip() throws {
+        var record = Provenance(
+            tool: "toymoe train", gitCommit: String(repeating: "ab", count: 20), seed: 42, kernelVariant: "simd",
+            commandLine: ["toymoe", "train", "--seed", "42"], startTime: "2024-01-01T00:00:00.000Z",
+            endTime: "2024-01-01T00:00:01.500Z", wallSeconds: 1.5,
+            host: HostInfo(os: "Linux", osVersion: "6.1", architecture: "x86_64", cpuCount: 2, activeCPUCount: 2),
+            extra: ["experts": 4, "sparsity": 0.9])
+        let json = record.toJSON()
+        #expect(json.objectValue?.keys == [
+            "tool", "tool_version", "git_commit", "seed", "kernel_variant", "command_line", "start_time",
+            "end_time", "wall_seconds", "host", "swift_compiler", "extra",
+        ])
+        #expect(json["tool_version"] == .string(ToyMoEVersion.string))
+        #expect(ToyMoEVersion.string == "0.1.0")
+        #expect(json["seed"] == .int(42))
+        #expect(json["swift_compiler"]?.stringValue?.hasPrefix(">=") == true)
+        let text = try json.prettyPrinted()
+        #expect(try Provenance(json: JSONValue(parsing: text)) == record)
+
+        record.seed = .max
+        record.gitCommit = nil
+        record.endTime = nil
+        record.wallSeconds = nil
+        #expect(record.toJSON()["seed"] == .string("18446744073709551615"))
+        #expect(record.toJSON()["git_commit"] == .null)
+        #expect(try Provenance(json: JSONValue(parsing: record.toJSON().prettyPrinted())) == record)
+
+        expectError(ProvenanceError.self, { _ = try Provenance(json: ["tool": 3]) }) { $0.field == "tool" }
+    }
+
+    @Test("start and finish record times, host and compiler")
+    func startFinish() throws {
+        var record = Provenance.start(tool: "test", seed: 1, kernelVariant: "scalar", commandLine: ["x"], repository: nil)
+        #expect(record.endTime == nil && record.wallSeconds == nil)
+        #expect(record.host.cpuCount >= 1)
+        #expect(record.gitCommit == nil)
+        record.finish()
+        #expect(record.endTime != nil)
+        #expect((record.wallSeconds ?? -1) >= 0)
+        #expect(record.startTime <= record.endTime ?? "")
+        _ = try record.toJSON().prettyPrinted()
+    }
+
+    @Test("git commit resolution from files: loose refs, packed refs, detached, worktrees")
+    func gitCommit() throws {
+        let root = try makeTemporaryDirectory("toymoe-git")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fm = FileManager.default
+        func write(_ text: String, _ path: String, in base: URL = root) throws {
+            let url = base.appendingPathComponent(path)
+            try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: false, encoding: .utf8)
+        }
+        let hashA = "0123456789abcdef0123456789abcdef01234567"
+        let hashB = "89ABCDEF0123456789ABCDEF0123456789ABCDEF"
+
+        // Not a repository.
+        #expect(Provenance.gitCommit(at: root) == nil)
+
+        // Unborn branch: HEAD names a ref that does not exist.
+        try write("ref: refs/heads/main\n", ".git/HEAD")
+        #expect(Provenance.gitCommit(at: root) == nil)
+
+        // Packed ref.
+        try write("# pack-refs with: peeled fully-peeled sorted \n\(hashB) refs/heads/main\n^\(hashA)\n", ".git/packed-refs")
+        #expect(Provenance.gitCommit(at: root) == hashB.lowercased())
+
+        // A loose ref wins over packed-refs; found from a subdirectory too.
+        try write("\(hashA)\n", ".git/refs/heads/main")
+        #expect(Provenance.gitCommit(at: root) == hashA)
+        let sub = root.appendingPathComponent("Sources/Deep")
+        try fm.createDirectory(at: sub, withIntermediateDirectories: true)
+        #expect(Provenance.gitCommit(at: sub) == hashA)
+
+        // Detached HEAD.
+        try write("\(hashB)\n", ".git/HEAD")
+        #expect(Provenance.gitCommit(at: root) == hashB.lowercased())
+
+        // Refs that try to escape the git directory are refused.
+        try write("ref: ../../etc/passwd\n", ".git/HEAD")
+        #expect(Provenance.gitCommit(at: root) == nil)
+
+        // Worktree: .git is a file pointing at a git dir with a commondir.
+        try write("ref: refs/heads/main\n", ".git/HEAD")
+        let worktree = root.appendingPathComponent("wt")
+        try write("gitdir: ../.git/worktrees/wt\n", "wt/.git")
+        try write("ref: refs/heads/feature\n", ".git/worktrees/wt/HEAD")
+        try write("../..\n", ".git/worktrees/wt/commondir")
+        try write("\(hashB)\n", ".git/refs/heads/feature")
+        #expect(Provenance.gitCommit(at: worktree) == hashB.lowercased())
+    }
+}
