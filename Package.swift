@@ -4,8 +4,9 @@
 // Layers depend one way only:
 //   ToyMoEKernels (flat-buffer math, no Foundation)
 //     -> ToyMoE (engine: models, data, training, metrics)
-//       -> ToyMoEIO (NPY/NPZ, JSON, provenance; format code that knows nothing of the engine)
-//         -> toymoe (command-line tool)
+//       -> ToyMoEIO (outputs: NPY/NPZ, JSON, provenance; the formats know nothing of the engine, EngineExport maps it)
+//     -> ToyMoELua (embedded, sandboxed Lua 5.4: bindings, sweeps; C shim CLuaShim over the system library CLua)
+//       -> toymoe (command-line tool)
 import PackageDescription
 
 let package = Package(
@@ -26,7 +27,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         .target(name: "ToyMoE", dependencies: ["ToyMoEKernels"]),
-        .target(name: "ToyMoEIO"),
+        .target(name: "ToyMoEIO", dependencies: ["ToyMoE"]),
         .executableTarget(
             name: "toymoe",
             dependencies: [
@@ -35,6 +36,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ToyMoETests", dependencies: ["ToyMoE", "ToyMoEKernels"]),
-        .testTarget(name: "ToyMoEIOTests", dependencies: ["ToyMoEIO"]),
+        .testTarget(name: "ToyMoEIOTests", dependencies: ["ToyMoEIO", "ToyMoE"]),
     ]
 )

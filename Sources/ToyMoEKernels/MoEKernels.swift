@@ -371,3 +371,9 @@ public enum MoEKernels {
         }
     }
 }
+
+/// Which kernel implementation this build runs. Recorded in every run's provenance.
+public enum KernelVariant {
+    /// The portable scalar kernels in this file (the SIMD variants of a later issue add their names here).
+    public static let current = "scalar"
+}

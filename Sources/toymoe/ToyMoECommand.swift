@@ -1,0 +1,12 @@
+import ArgumentParser
+import ToyMoEIO
+
+/// The `toymoe` command-line tool.
+@main
+struct ToyMoECommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "toymoe",
+        abstract: "Toy models of superposition, dense and Mixture-of-Experts: train, script, measure.",
+        version: ToyMoEVersion.string,
+        subcommands: [TrainCommand.self])
+}
