@@ -28,14 +28,26 @@ let package = Package(
         ),
         .target(name: "ToyMoE", dependencies: ["ToyMoEKernels"]),
         .target(name: "ToyMoEIO", dependencies: ["ToyMoE"]),
+        .systemLibrary(
+            name: "CLua", pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"]), .brew(["lua"])]
+        ),
+        // Lua's macros and variadic functions are not importable into Swift, and a Lua error must never longjmp
+        // over a Swift frame: this C shim wraps the macros and raises errors only from C trampolines.
+        .target(name: "CLuaShim", dependencies: ["CLua"]),
+        // SVG figures and an HTML index, drawn by hand: no plotting library is available offline.
+        .target(name: "ToyMoEPlot", dependencies: ["ToyMoEIO"]),
+        .target(name: "ToyMoELua", dependencies: ["ToyMoE", "ToyMoEIO", "ToyMoEPlot", "CLuaShim"]),
         .executableTarget(
             name: "toymoe",
             dependencies: [
-                "ToyMoE", "ToyMoEIO",
+                "ToyMoE", "ToyMoEIO", "ToyMoELua",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "ToyMoETests", dependencies: ["ToyMoE", "ToyMoEKernels"]),
         .testTarget(name: "ToyMoEIOTests", dependencies: ["ToyMoEIO", "ToyMoE"]),
+        .testTarget(name: "ToyMoEPlotTests", dependencies: ["ToyMoEPlot"]),
+        .testTarget(name: "ToyMoELuaTests", dependencies: ["ToyMoELua", "ToyMoE", "ToyMoEIO"]),
     ]
 )

@@ -1,0 +1,55 @@
+// Shared between the shim's C files; not visible to Swift.
+#pragma once
+
+#include "CLuaShim.h"
+
+#define TML_HANDLE_MAGIC 0x544D4C48u  // "TMLH"
+/// Instructions between two budget-hook calls: the hook costs one C call and one clock read per period.
+#define TML_HOOK_PERIOD 1000
+
+typedef struct tml_state {
+    // Memory: Lua's heap and the host's accounted buffers share one limit.
+    size_t lua_bytes;
+    size_t host_bytes;
+    size_t limit;
+    size_t peak;
+
+    // Budget.
+    uint64_t instruction_limit;  // 0: unlimited
+    uint64_t instructions;
+    double seconds;              // <= 0: no deadline
+    double deadline;             // monotonic seconds
+    int tripped;                 // TML_TRIP_*
+
+    tml_limits limits;
+
+    tml_callback dispatch;
+    tml_object_fn retain;
+    tml_object_fn release;
+    tml_print_sink print_sink;
+    void *print_context;
+
+    int handle_cache_ref;        // registry ref of a weak-valued table: light userdata(object) -> handle
+} tml_state;
+
+tml_state *tml_state_of(lua_State *L);
+double tml_now(void);
+/// Polls the deadline (trips the budget if it passed) and raises the budget error if tripped. For C loops that
+/// the count hook cannot interrupt (the pattern matcher). May raise: call only from C functions run by Lua.
+void tml_budget_poll(lua_State *L);
+/// Raises the error of a tripped budget ("instruction budget exceeded ..." / "time limit of N s exceeded").
+int tml_budget_raise(lua_State *L, int level);
+
+/// Pushes "chunk:line: " of the nearest Lua function at or above stack `level` (or "" if none). Level 0 is the
+/// running function; from a C function, level 1 is its caller. Unlike luaL_where(L, 1), it skips C frames, so
+/// an error raised by a host function called through pcall or a metamethod still names the script line.
+void tml_where(lua_State *L, int level);
+
+/// The trampoline closure: upvalue 1 is the light userdata context handed to the dispatch callback.
+int tml_trampoline(lua_State *L);
+
+// Pattern functions (patterns.c); each reads its limits from the state.
+int tml_str_find(lua_State *L);
+int tml_str_match(lua_State *L);
+int tml_str_gmatch(lua_State *L);
+int tml_str_gsub(lua_State *L);

@@ -1,0 +1,459 @@
+import Foundation
+import ToyMoE
+import ToyMoEIO
+
+/// The state a script's bindings share: where files go, which seed names the current draws, and what the script
+/// declared. One per Lua state.
+final class ScriptContext {
+    let outputDirectory: URL
+    let runSeed: UInt64
+    let params: [(String, String)]
+    let isWorker: Bool
+    /// The seed of the current phase: the run seed at top level, the cell's seed inside a sweep's `run`.
+    var contextSeed: UInt64
+    /// Models and trainings created in the current phase (they name implicit seeds).
+    var modelCounter: UInt64 = 0
+    var trainCounter: UInt64 = 0
+    /// Where relative file names resolve (the output directory, or a cell's directory in a sweep).
+    var fileRoot: URL
+    /// The sweep the script declared, if any.
+    var sweep: SweepDeclaration?
+    /// Resolved configurations of the trainings run at top level (for config.json).
+    var trainings: [JSONValue] = []
+    /// Called with the number of steps each training ran (sweep progress).
+    var onSteps: ((Int) -> Void)?
+
+    init(outputDirectory: URL, runSeed: UInt64, params: [(String, String)], isWorker: Bool) {
+        self.outputDirectory = outputDirectory
+        self.runSeed = runSeed
+        self.params = params
+        self.isWorker = isWorker
+        self.contextSeed = runSeed
+        self.fileRoot = outputDirectory
+    }
+
+    /// Starts a phase with its own seed: counters reset, so the phase's numbers depend on nothing else.
+    func begin(seed: UInt64) {
+        contextSeed = seed
+        modelCounter = 0
+        trainCounter = 0
+    }
+
+    /// The seed of the next implicitly seeded model.
+    func nextModelSeed() -> UInt64 {
+        modelCounter += 1
+        var r = RandomStream(seed: contextSeed, path: [0x4D4F_4445_4C, modelCounter])  // "MODEL"
+        return r.next()
+    }
+
+    /// The seed of the next training's data stream.
+    func nextTrainSeed() -> UInt64 {
+        trainCounter += 1
+        var r = RandomStream(seed: contextSeed, path: [0x5452_4149_4E, trainCounter])  // "TRAIN"
+        return r.next()
+    }
+
+    /// Resolves a script-given file name inside the output directory; absolute paths and `..` are refused.
+    func resolve(_ name: String) throws(LuaCallError) -> URL {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.isEmpty, !name.hasPrefix("/"), !parts.contains(".."), !parts.contains(where: { $0.isEmpty }),
+            !name.contains("\0")
+        else {
+            throw LuaCallError("file '\(name)': expected a relative path inside the output directory (no '/' prefix, no '..')")
+        }
+        return fileRoot.appendingPathComponent(name)
+    }
+}
+
+/// What `toymoe.sweep{...}` declared.
+struct SweepDeclaration {
+    var spec: SweepSpec
+    var run: LuaFunctionRef
+}
+
+/// Installs the `toymoe` module into a runtime.
+enum Bindings {
+    static let modelOptions = ["n_features", "n_hidden", "n_experts", "n_active_experts", "tie_break", "init", "seed"]
+    static let initKeys = ["W", "b_final", "gate", "overlay_gate"]
+    static let dataOptions = [
+        "n_features", "feature_probability", "importance", "input_scale", "relative_importance",
+        "relative_importance_mode",
+    ]
+    static let trainOptions = [
+        "data", "steps", "batch_size", "lr", "lr_schedule", "beta1", "beta2", "eps", "weight_decay", "loss",
+        "load_balancing", "load_balancing_alpha", "early_stop", "history_every", "hook", "hook_every",
+    ]
+
+    static func install(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
+        try installModel(rt, ctx)
+        try installData(rt, ctx)
+        try installTraining(rt, ctx)
+        try installMetrics(rt, ctx)
+        try installFiles(rt, ctx)
+        try installSweep(rt, ctx)
+        var params = LuaTable()
+        for (k, v) in ctx.params {
+            if let i = Int64(v) {
+                params.hash[.string(k)] = .integer(i)
+            } else if let d = Double(v), d.isFinite {
+                params.hash[.string(k)] = .number(d)
+            } else if v == "true" || v == "false" {
+                params.hash[.string(k)] = .boolean(v == "true")
+            } else {
+                params.hash[.string(k)] = .string(v)
+            }
+        }
+        try rt.setGlobal("toymoe.params", .table(params))
+        try rt.setGlobal("toymoe.seed", .integer(Int64(bitPattern: ctx.runSeed)))
+        try rt.setGlobal("toymoe.version", .string(ToyMoEVersion.string))
+        try rt.setGlobal("toymoe.kernel_variant", .string(KernelVariant.current))
+        try rt.setGlobal("toymoe.is_worker", .boolean(ctx.isWorker))
+        try rt.register(module: "toymoe", functions: [
+            "param": { args in
+                let key = try args.string(1, "key")
+                let p = try rt.global("toymoe.params")
+                let v = p.tableValue?[key] ?? .nil
+                if v.isNil { return [try args.value(2, "default")] }
+                if args.count >= 2, args.type(2) == .number, v.doubleValue == nil {
+                    throw LuaCallError("parameter '\(key)' must be a number (the default is \(describe(try args.value(2)))), got \(describe(v))")
+                }
+                return [v]
+            },
+            "geometric": { args in
+                let base = try args.number(1, "base")
+                let n = try args.integer(2, "n")
+                guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
+                return [Tensor.list(Schedules.geometric(base: base, count: n).map(Double.init))]
+            },
+            "permuted_geometric": { args in
+                let base = try args.number(1, "base")
+                let n = try args.integer(2, "n")
+                guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
+                var r = RandomStream(seed: ctx.contextSeed, path: [0x5045_524D, ctx.modelCounter])  // "PERM"
+                return [Tensor.list(Schedules.permutedGeometric(base: base, count: n, rng: &r).map(Double.init))]
+            },
+            "linspace": { args in
+                let (a, b, n) = (try args.number(1, "start"), try args.number(2, "stop"), try args.integer(3, "count"))
+                guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
+                return [Tensor.list(Schedules.linspace(a, b, count: n))]
+            },
+            "geomspace": { args in
+                let (a, b, n) = (try args.number(1, "start"), try args.number(2, "stop"), try args.integer(3, "count"))
+                guard a > 0, b > 0 else { throw LuaCallError("start and stop must be positive, got \(a) and \(b)") }
+                guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
+                return [Tensor.list(Schedules.geomspace(a, b, count: n))]
+            },
+            "range": { args in
+                let (a, b) = (try args.number(1, "start"), try args.number(2, "stop"))
+                let step = try args.optionalNumber(3, "step") ?? 1
+                guard step != 0, step.isFinite, a.isFinite, b.isFinite else {
+                    throw args.argumentError("step", "expected a finite nonzero step, got \(step)")
+                }
+                let count = Int(((b - a) / step + 1e-9).rounded(.down)) + 1
+                guard count <= 1 << 24 else { throw LuaCallError("range has \(count) values; at most \(1 << 24)") }
+                // Rounded to 12 significant digits so 0.1 + 0.2·k prints as the decimal the user wrote.
+                let values = count <= 0 ? [] : (0..<count).map { (a + Double($0) * step).roundedTo(12) }
+                return [Tensor.list(values)]
+            },
+        ])
+    }
+
+    // MARK: Models
+
+    static func installModel(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
+        func tensor(_ args: LuaArgs, _ i: Int) throws(LuaCallError) -> ParameterTensor {
+            let name = try args.string(i, "name")
+            guard let t = ParameterTensor(rawValue: name) else {
+                throw args.argumentError("name", "expected 'W', 'b_final' or 'gate', got \"\(name)\"")
+            }
+            return t
+        }
+        func model(_ args: LuaArgs) throws(LuaCallError) -> Model { try args.object(1, "self", as: Model.self) }
+        try rt.registerType(
+            Model.self, name: "Model",
+            methods: [
+                "get": { args in
+                    let m = try model(args)
+                    let t = try tensor(args, 2)
+                    return [Tensor.nested(m.values(t), shape: t.shape(m.config))]
+                },
+                "set": { args in
+                    let m = try model(args)
+                    let t = try tensor(args, 2)
+                    let values = try Tensor.floats(try args.value(3, "values"), shape: t.shape(m.config), name: t.rawValue)
+                    do { try m.setValues(t, values) } catch { throw LuaCallError(engineMessage(error)) }
+                    return []
+                },
+                "W": { args in
+                    let m = try model(args)
+                    let e = try args.integer(2, "expert")
+                    guard e >= 1, e <= m.expertCount else {
+                        throw args.argumentError("expert", "expected an expert index in 1...\(m.expertCount), got \(e)")
+                    }
+                    return [Tensor.nested(m.expertWeights(e - 1), shape: [m.featureCount, m.hiddenCount])]
+                },
+                "init": { args in
+                    let m = try model(args)
+                    let t = try tensor(args, 2)
+                    try applyInit(rt, m, t, try args.value(3, "scheme"), seed: ctx.nextModelSeed(), context: "init")
+                    return []
+                },
+                "forward": { args in
+                    let m = try model(args)
+                    let (x, batched) = try inputs(try args.value(2, "x"), n: m.featureCount)
+                    let out: Model.Output
+                    do { out = try m.forward(x) } catch { throw LuaCallError(engineMessage(error)) }
+                    let rows = x.count / m.featureCount
+                    let result = Tensor.nested(out.reconstruction, shape: [rows, m.featureCount])
+                    return [batched ? result : result.tableValue![1]]
+                },
+                "route": { args in
+                    let m = try model(args)
+                    let (x, batched) = try inputs(try args.value(2, "x"), n: m.featureCount)
+                    guard !batched else { throw args.argumentError("x", "expected one input (a list of \(m.featureCount) numbers)") }
+                    let r = m.route(x)
+                    return [.table(LuaTable(hash: [
+                        .string("probabilities"): Tensor.list(r.probabilities.map(Double.init)),
+                        .string("selected"): Tensor.list(r.selected.map { $0 + 1 }),
+                        .string("gates"): Tensor.list(r.gates.map(Double.init)),
+                    ]))]
+                },
+                "copy": { args in
+                    let m = try model(args)
+                    try rt.ensureHostCapacity(m.layout.count * 4)
+                    return [.userdata(Model(copying: m))]
+                },
+                "save": { args in
+                    let m = try model(args)
+                    let url = try ctx.resolve(try args.string(2, "file"))
+                    do {
+                        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                        try m.writeNPZ(to: url)
+                    } catch { throw LuaCallError("cannot write \(url.lastPathComponent): \(error)") }
+                    return []
+                },
+            ],
+            fields: [
+                "n_features": { args in [.integer(Int64(try model(args).featureCount))] },
+                "n_hidden": { args in [.integer(Int64(try model(args).hiddenCount))] },
+                "n_experts": { args in [.integer(Int64(try model(args).expertCount))] },
+                "n_active_experts": { args in [.integer(Int64(try model(args).activeExpertCount))] },
+                "parameter_count": { args in [.integer(Int64(try model(args).layout.count))] },
+            ],
+            describe: { $0.description },
+            hostBytes: { $0.layout.count * MemoryLayout<Float>.size })
+
+        try rt.register(module: "toymoe", functions: [
+            "model": { args in
+                let opts = try OptionTable("toymoe.model", try args.table(1, "options"), known: modelOptions)
+                var config = ModelConfig(
+                    featureCount: try opts.integer("n_features", minimum: 1),
+                    hiddenCount: try opts.integer("n_hidden", minimum: 1),
+                    expertCount: try opts.integer("n_experts", default: 1, minimum: 1),
+                    activeExpertCount: try opts.integer("n_active_experts", default: 1, minimum: 1))
+                let tie = try opts.choice("tie_break", ["lowest", "highest"], default: "lowest")
+                config.tieBreak = tie == "lowest" ? .lowestIndex : .highestIndex
+                if config.activeExpertCount > config.expertCount {
+                    throw LuaCallError("n_active_experts: expected at most n_experts (\(config.expertCount)), got \(config.activeExpertCount)")
+                }
+                do { try config.validate() } catch { throw LuaCallError(engineMessage(error)) }
+                try rt.ensureHostCapacity(config.layout.count * 4)
+                let explicitSeed = opts.has("seed") ? UInt64(try opts.integer("seed", minimum: 0)) : nil
+                let seed = explicitSeed ?? ctx.nextModelSeed()
+                let m: Model
+                do {
+                    m = try Model(config: config, initialization: Initialization(gate: .zero), seed: seed)
+                } catch { throw LuaCallError(engineMessage(error)) }
+                let initTable = try opts.optionalTable("init")
+                let initOpts = try OptionTable("toymoe.model: init", initTable ?? LuaTable(), known: initKeys)
+                let overlay = try initOpts.boolean("overlay_gate", default: false)
+                for t in ParameterTensor.allCases {
+                    let scheme = initOpts.value(t.rawValue)
+                    if overlay && t == .gate {
+                        try applyInit(rt, m, .gate, "xavier", seed: seed, context: "init")
+                        try applyInit(rt, m, .gate, scheme.isNil ? "xavier" : scheme, seed: seed, context: "init", zeroFirst: false)
+                    } else {
+                        try applyInit(rt, m, t, scheme.isNil ? "xavier" : scheme, seed: seed, context: "init")
+                    }
+                }
+                return [.userdata(m)]
+            },
+            "load_model": { args in
+                let url = try ctx.resolve(try args.string(1, "file"))
+                do {
+                    let archive = try Npz.read(contentsOf: url)
+                    let w = try archive.array(named: "W")
+                    guard w.shape.count == 3 else { throw LuaCallError("W in \(url.lastPathComponent) has shape \(w.shape); expected (E, n, m)") }
+                    let gateShape = try archive.array(named: "gate").shape
+                    let k = try args.optionalInteger(2, "n_active_experts") ?? 1
+                    let config = ModelConfig(featureCount: w.shape[1], hiddenCount: w.shape[2], expertCount: w.shape[0], activeExpertCount: k)
+                    guard gateShape == [w.shape[0], w.shape[1]] else { throw LuaCallError("gate in \(url.lastPathComponent) has shape \(gateShape)") }
+                    try rt.ensureHostCapacity(config.layout.count * 4)
+                    let m = try Model(config: config, initialization: Initialization(W: .zero, bFinal: .zero, gate: .zero))
+                    try m.loadNPZ(from: url)
+                    return [.userdata(m)]
+                } catch let e as LuaCallError {
+                    throw e
+                } catch {
+                    throw LuaCallError("cannot load \(url.lastPathComponent): \(error)")
+                }
+            },
+        ])
+    }
+
+    /// Applies an initialization scheme given as a Lua value: a name, `{xavier = gain}`, `{normal = std}`, a table
+    /// of values, or a function called per entry with 1-based indices.
+    static func applyInit(
+        _ rt: LuaRuntime, _ m: Model, _ t: ParameterTensor, _ scheme: LuaValue, seed: UInt64, context: String,
+        zeroFirst: Bool = true
+    ) throws(LuaCallError) {
+        let key = t.rawValue
+        var tensorInit: TensorInit
+        switch scheme {
+        case .string(let name):
+            switch name {
+            case "xavier": tensorInit = .xavier()
+            case "zero": tensorInit = .zero
+            case "diagonal": tensorInit = .diagonal
+            case "ordered_khot": tensorInit = .orderedKHot
+            case "random_khot": tensorInit = .randomKHot
+            default:
+                throw LuaCallError("\(key): unknown scheme \"\(name)\"; expected 'xavier', 'zero', 'diagonal', 'ordered_khot', 'random_khot', {xavier = gain}, {normal = std}, a table of values or a function")
+            }
+        case .table(let tbl) where tbl.array.isEmpty && tbl.hash.count == 1 && (tbl.hash[.string("xavier")] != nil || tbl.hash[.string("normal")] != nil):
+            if let g = tbl.hash[.string("xavier")] {
+                guard let gain = g.doubleValue, gain.isFinite, gain >= 0 else { throw LuaCallError("\(key): xavier gain: expected a finite number ≥ 0, got \(describe(g))") }
+                tensorInit = .xavier(gain: gain)
+            } else {
+                let s = tbl.hash[.string("normal")]!
+                guard let std = s.doubleValue, std.isFinite, std >= 0 else { throw LuaCallError("\(key): normal std: expected a finite number ≥ 0, got \(describe(s))") }
+                tensorInit = .normal(std: std)
+            }
+        case .table:
+            tensorInit = .values(try Tensor.floats(scheme, shape: t.shape(m.config), name: key))
+        case .function(let f):
+            let shape = t.shape(m.config)
+            var values: [Float] = []
+            values.reserveCapacity(shape.reduce(1, *))
+            let (E, n, h) = (shape[0], shape[1], shape.count > 2 ? shape[2] : 1)
+            for e in 1...E {
+                for i in 1...n {
+                    for j in 1...h {
+                        var callArgs: [LuaValue] = [.integer(Int64(e)), .integer(Int64(i))]
+                        if shape.count > 2 { callArgs.append(.integer(Int64(j))) }
+                        let out: [LuaValue]
+                        do throws(LuaError) { out = try rt.call(f, callArgs) } catch { throw LuaCallError.verbatim(error.message) }
+                        guard let v = out.first?.doubleValue, v.isFinite else {
+                            throw LuaCallError("\(key): the init function must return a finite number, got \(describe(out.first ?? .nil)) at \(shape.count > 2 ? "(\(e), \(i), \(j))" : "(\(e), \(i))")")
+                        }
+                        values.append(Float(v))
+                    }
+                }
+            }
+            tensorInit = .values(values)
+        default:
+            throw LuaCallError("\(key): expected a scheme name, a table or a function, got \(describe(scheme))")
+        }
+        do {
+            try m.initialize(t, tensorInit, seed: seed, zeroFirst: zeroFirst)
+        } catch {
+            throw LuaCallError("\(key): \(engineMessage(error))")
+        }
+    }
+
+    /// One input (a list of n numbers) or a batch (a list of lists), flattened.
+    static func inputs(_ v: LuaValue, n: Int) throws(LuaCallError) -> ([Float], Bool) {
+        guard case .table(let t) = v, let first = t.array.first else {
+            throw LuaCallError("x: expected a list of \(n) numbers or a list of such lists, got \(describe(v))")
+        }
+        if case .table = first {
+            return (try Tensor.floats(v, shape: [t.array.count, n], name: "x"), true)
+        }
+        return (try Tensor.floats(v, shape: [n], name: "x"), false)
+    }
+
+    // MARK: Data
+
+    static func installData(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
+        func data(_ args: LuaArgs) throws(LuaCallError) -> DataHandle { try args.object(1, "self", as: DataHandle.self) }
+        try rt.registerType(
+            DataHandle.self, name: "Data",
+            methods: [
+                "sample": { args in
+                    let d = try data(args)
+                    let b = try args.integer(2, "batch")
+                    guard b >= 1, b <= 1 << 20 else { throw args.argumentError("batch", "expected a batch size in 1...\(1 << 20), got \(b)") }
+                    var r = RandomStream(seed: ctx.nextTrainSeed(), path: [StreamPurpose.data.rawValue])
+                    let x = d.distribution.sample(batch: b, rng: &r)
+                    return [Tensor.nested(x, shape: [b, d.featureCount])]
+                }
+            ],
+            fields: [
+                "n_features": { args in [.integer(Int64(try data(args).featureCount))] },
+                "feature_probability": { args in [Tensor.list(try data(args).distribution.featureProbability.map(Double.init))] },
+                "importance": { args in [Tensor.list(try data(args).distribution.importance.map(Double.init))] },
+            ],
+            describe: { "Data(n_features=\($0.featureCount))" })
+        try rt.register(module: "toymoe", functions: [
+            "data": { args in [.userdata(DataHandle(try dataDistribution(try args.table(1, "options"), function: "toymoe.data")))] }
+        ])
+    }
+
+    /// Builds a distribution from `toymoe.data` options.
+    static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil) throws(LuaCallError) -> DataDistribution {
+        let opts = try OptionTable(function, table, known: dataOptions)
+        var n = opts.has("n_features") ? try opts.integer("n_features", minimum: 1) : featureCount
+        func vector(_ key: String) throws(LuaCallError) -> [Float]? {
+            guard case .table(let t) = opts.value(key) else { return nil }
+            let (shape, values) = try Tensor.infer(.table(t), name: key)
+            guard shape.count == 1 else { throw LuaCallError("\(key): expected a list of numbers, got shape \(Tensor.shapeText(shape))") }
+            if let n, values.count != n {
+                throw LuaCallError("\(key): expected \(n) values (one per feature), got \(values.count)")
+            }
+            n = values.count
+            return values.map(Float.init)
+        }
+        let pVector = try vector("feature_probability")
+        let importance = try vector("importance")
+        let scale = try vector("input_scale")
+        guard let count = n else {
+            throw LuaCallError("n_features: required when neither feature_probability nor importance is a list")
+        }
+        var probability: [Float]
+        if let pVector {
+            probability = pVector
+        } else {
+            let p = try opts.number("feature_probability", default: 1, expected: "a probability in [0, 1] (or a list)", valid: { $0 >= 0 && $0 <= 1 })
+            probability = [Float](repeating: Float(p), count: count)
+        }
+        var d = DataDistribution(featureProbability: probability, importance: importance ?? [Float](repeating: 1, count: count), inputScale: scale)
+        if let r = try opts.optionalNumber("relative_importance", expected: "a finite number ≥ 0", valid: { $0 >= 0 }) {
+            let mode = try opts.choice("relative_importance_mode", ["loss_weight", "input_scale"], default: "loss_weight")
+            if mode == "loss_weight" {
+                d.importance[count - 1] = Float(r)
+            } else {
+                var s = d.inputScale ?? [Float](repeating: 1, count: count)
+                s[count - 1] = Float(r)
+                d.inputScale = s
+            }
+        } else if opts.has("relative_importance_mode") {
+            throw LuaCallError("relative_importance_mode: given without relative_importance")
+        }
+        do { try d.validate(featureCount: count) } catch { throw LuaCallError(engineMessage(error)) }
+        return d
+    }
+}
+
+/// An engine error as a binding message: "argument: message" (the binding's name is added by the trampoline).
+func engineMessage(_ error: Error) -> String {
+    if let e = error as? ToyMoEError { return "\(e.argument): \(e.message)" }
+    return "\(error)"
+}
+
+extension Double {
+    func roundedTo(_ digits: Int) -> Double {
+        guard self != 0, isFinite else { return self }
+        let scale = pow(10, Double(digits) - (Foundation.log10(abs(self))).rounded(.up))
+        return (self * scale).rounded() / scale
+    }
+}

@@ -1,0 +1,478 @@
+import CLuaShim
+import Foundation
+import ToyMoE
+
+// The embedded, sandboxed Lua 5.4 runtime: one `LuaRuntime` (one lua_State) per thread.
+//
+// How errors cross the boundary without longjmp over Swift (NOTES.md, "Lua 5.4 from SwiftPM"):
+//   * Swift → Lua: every call that can raise (load, call, push a string or a table, set a global, create a
+//     reference, collect garbage) goes through a CLuaShim helper that runs it under lua_pcall and returns a status.
+//     Swift only calls the Lua API functions that never raise (the list is in CLuaShim.h).
+//   * Lua → Swift: a host function is a C closure (the trampoline) whose upvalue is a `CallbackBox`. The trampoline
+//     calls `LuaRuntime.dispatch`, which reads arguments with non-raising calls, runs the Swift closure, and pushes
+//     its results through the protected push. On a Swift error it pushes the message and *returns* a code; the
+//     trampoline raises the Lua error after the Swift frame is gone. Allocation failures (the capped allocator)
+//     can only happen inside the protected helpers, so they too come back as statuses, never as longjmps.
+
+/// A host function callable from Lua. It reads its arguments from `LuaArgs` (non-raising accessors that throw
+/// `LuaCallError` with a precise message) and returns its results. Any error it throws becomes a Lua error at the
+/// script's current line: `script.lua:12: toymoe.model: argument 'n_features': expected a positive integer, got -3`.
+public typealias LuaFunction = (LuaArgs) throws -> [LuaValue]
+
+/// An error that reached the host from Lua.
+public struct LuaError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// A runtime error (including errors raised by host functions, and Lua's "stack overflow").
+        case runtime
+        /// The chunk did not compile.
+        case syntax
+        /// The memory limit was reached.
+        case memory
+        /// The instruction budget was exceeded.
+        case budget
+        /// The time limit was exceeded.
+        case time
+    }
+
+    public var kind: Kind
+    /// `file:line: message` (the location is missing only where Lua has none, e.g. memory errors).
+    public var message: String
+    /// Lua's `stack traceback:` text, or empty (memory errors have none: Lua runs no handler for them).
+    public var traceback: String
+
+    public init(kind: Kind, message: String, traceback: String = "") {
+        self.kind = kind
+        self.message = message
+        self.traceback = traceback
+    }
+
+    /// The message, then the traceback on the following lines.
+    public var description: String { traceback.isEmpty ? message : message + "\n" + traceback }
+}
+
+/// A budget for one call: an instruction count and/or wall-clock seconds (nil: unlimited).
+public struct LuaBudget: Sendable, Equatable {
+    public var instructions: UInt64?
+    public var seconds: Double?
+
+    public init(instructions: UInt64? = nil, seconds: Double? = nil) {
+        self.instructions = instructions
+        self.seconds = seconds
+    }
+}
+
+/// An embedded Lua 5.4 state with the ToyMoE sandbox.
+///
+/// - Sandbox: only base, table, string, math, utf8 and coroutine; no `dofile`, `loadfile`, `string.dump`,
+///   `io`, `os`, `package`, `require`, `debug`; `load` takes text only; `collectgarbage` only answers "count";
+///   `setmetatable` refuses `__gc`; reading an undefined global is an error; `math.random` is seeded from the run
+///   seed; `print` goes to `printHandler`. Library calls that would run unbounded in one C call are capped (see
+///   `Options`).
+/// - Limits: one memory limit for Lua's heap plus the host bytes that bindings account; an instruction budget and
+///   a time limit per top-level `run`/`call` (re-armed by the host only: a script cannot catch its way past them).
+/// - Threads: a runtime and every value it hands out belong to the thread that created it. Use one per worker.
+public final class LuaRuntime {
+    /// Configuration fixed at creation (limits can also be changed later through the properties below).
+    public struct Options: Sendable {
+        /// Limit on Lua's heap plus accounted host bytes.
+        public var memoryLimit: Int
+        /// Instructions per top-level `run`/`call`; nil: unlimited. Counted in periods of 1000 instructions.
+        public var instructionLimit: UInt64?
+        /// Wall-clock seconds per top-level `run`/`call`; nil: unlimited.
+        public var timeLimit: Double?
+        /// Seeds `math.random` (see `LuaRuntime.randomStreamTag`).
+        public var seed: UInt64
+        /// Longest subject of string.find/match/gmatch/gsub, bytes (0: no cap).
+        public var patternSubjectLimit: Int = 1 << 20
+        /// Longest pattern, bytes (0: no cap).
+        public var patternLengthLimit: Int = 256
+        /// Matching steps per pattern call (one per character test; about 5 ns each), then "pattern too
+        /// complex". Bounds backtracking patterns that the instruction hook cannot interrupt (0: no cap).
+        public var patternStepLimit: UInt64 = 50_000_000
+        /// Longest result of string.rep, bytes (0: no cap beyond the memory limit).
+        public var stringRepLimit: Int = 64 << 20
+        /// Most elements one table.move may move (0: no cap).
+        public var tableMoveLimit: UInt64 = 1 << 24
+        /// Deepest table nesting converted to `LuaValue`.
+        public var conversionDepthLimit: Int = 100
+        /// Most values (table entries, recursively) one conversion to `LuaValue` may produce.
+        public var conversionElementLimit: Int = 1 << 24
+
+        public init(memoryLimit: Int = 512 << 20, instructionLimit: UInt64? = nil, timeLimit: Double? = nil,
+                    seed: UInt64 = 0) {
+            self.memoryLimit = memoryLimit
+            self.instructionLimit = instructionLimit
+            self.timeLimit = timeLimit
+            self.seed = seed
+        }
+    }
+
+    /// The path word that names the Lua random stream: `RandomStream(seed: options.seed, path: [tag])`.
+    public static let randomStreamTag: UInt64 = 0x4C55_4152_4E47  // "LUARNG"
+
+    public let options: Options
+    /// Receives each line printed by a script (without the newline). Default: standard output.
+    public var printHandler: (String) -> Void = { Swift.print($0) }
+    /// Instruction budget of each top-level `run`/`call` (nil: unlimited). Takes effect at the next one.
+    public var instructionLimit: UInt64?
+    /// Time limit, seconds, of each top-level `run`/`call` (nil: unlimited). Takes effect at the next one.
+    public var timeLimit: Double?
+    /// Alias of `timeLimit`.
+    public var budgetSeconds: Double? {
+        get { timeLimit }
+        set { timeLimit = newValue }
+    }
+
+    /// The main thread's state.
+    let state: OpaquePointer
+    /// The thread running the innermost host call: the main state, or a coroutine when a host function was called
+    /// from one. Host → Lua calls made from inside a host function must use this thread's stack.
+    var current: OpaquePointer
+    /// Host → Lua calls in progress (`run`/`call` nesting through host functions).
+    var activeCalls = 0
+    /// Every host function's context. Retained for the runtime's lifetime, which is the state's lifetime.
+    var callbacks: [CallbackBox] = []
+    var handleTypes: [HandleType] = []
+    var handleTypeIndex: [ObjectIdentifier: Int] = [:]
+    var random: RandomStream
+    /// Registry references dropped without `release()`, possibly on another thread; freed at the next entry.
+    private let pendingLock = NSLock()
+    private var pendingReleases: [Int32] = []
+
+    /// Creates a state and applies the sandbox. Throws only if the state cannot be built within the memory limit.
+    public init(options: Options = Options()) throws(LuaError) {
+        guard let L = tml_open(max(0, options.memoryLimit), luaDispatch, luaRetainObject, luaReleaseObject) else {
+            throw LuaError(kind: .memory, message: "cannot create a Lua state within \(LuaRuntime.formatBytes(options.memoryLimit))")
+        }
+        self.options = options
+        self.state = L
+        self.current = L
+        self.instructionLimit = options.instructionLimit
+        self.timeLimit = options.timeLimit
+        self.random = RandomStream(seed: options.seed, path: [LuaRuntime.randomStreamTag])
+        var limits = tml_limits(
+            pattern_subject_max: max(0, options.patternSubjectLimit), pattern_length_max: max(0, options.patternLengthLimit),
+            pattern_step_max: options.patternStepLimit, rep_max: max(0, options.stringRepLimit),
+            table_move_max: options.tableMoveLimit)
+        let status = tml_open_sandbox(L, &limits, luaPrintSink, Unmanaged.passUnretained(self).toOpaque())
+        if status != LUA_OK { throw error(status: status, on: L) }
+        try installRandom()
+    }
+
+    deinit {
+        tml_close(state)  // runs the handles' finalizers, releasing their host objects
+    }
+
+    // MARK: - Running code
+
+    /// Runs a script file; `chunkName` (default: the path) names it in messages as `name:line:`.
+    /// Returns the chunk's return values.
+    @discardableResult
+    public func run(file path: String, chunkName: String? = nil) throws(LuaError) -> [LuaValue] {
+        try enter(arm: true) { (L) throws(LuaError) -> [LuaValue] in
+            let name = LuaRuntime.luaChunkName(chunkName ?? path)
+            let status = tml_load_file(L, path, name)
+            if status != LUA_OK { throw error(status: status, on: L, chunk: String(name.dropFirst())) }
+            return try callTop(L, arguments: 0, chunk: String(name.dropFirst()))
+        }
+    }
+
+    /// Runs source text; `chunkName` names it in messages (`"script.lua"` gives `script.lua:3: ...`).
+    @discardableResult
+    public func run(string source: String, chunkName: String) throws(LuaError) -> [LuaValue] {
+        try enter(arm: true) { (L) throws(LuaError) -> [LuaValue] in
+            var text = source
+            let name = LuaRuntime.luaChunkName(chunkName)
+            let status = text.withUTF8 { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { tml_load_buffer(L, $0.baseAddress, $0.count, name) }
+            }
+            if status != LUA_OK { throw error(status: status, on: L, chunk: String(name.dropFirst())) }
+            return try callTop(L, arguments: 0, chunk: String(name.dropFirst()))
+        }
+    }
+
+    /// Calls a Lua function with arguments; returns its results. Nested inside a host function (e.g. a sweep
+    /// calling a script's `run` callback) it shares the running budget.
+    @discardableResult
+    public func call(_ function: LuaFunctionRef, _ arguments: [LuaValue] = []) throws(LuaError) -> [LuaValue] {
+        try enter(arm: true) { (L) throws(LuaError) -> [LuaValue] in try callRef(L, function, arguments) }
+    }
+
+    /// Calls a Lua function under its own budget, even when nested: the enclosing budget's clock pauses and resumes
+    /// afterwards (so a sweep can give each cell its own time limit without charging the script's).
+    @discardableResult
+    public func call(_ function: LuaFunctionRef, _ arguments: [LuaValue] = [], budget: LuaBudget) throws(LuaError) -> [LuaValue] {
+        try enter(arm: false) { (L) throws(LuaError) -> [LuaValue] in
+            var saved = tml_budget()
+            tml_budget_save(L, &saved)
+            tml_budget_arm(L, LuaRuntime.instructionWord(budget.instructions), budget.seconds ?? 0)
+            defer { tml_budget_restore(L, &saved) }
+            return try callRef(L, function, arguments)
+        }
+    }
+
+    /// Instructions counted by the running (or last) budget, in periods of 1000.
+    public var instructionsExecuted: UInt64 { tml_budget_instructions(state) }
+
+    // MARK: - Globals
+
+    /// Assigns a global, or a field along a dotted path of tables (`"toymoe.version"`), creating missing tables.
+    /// Raw assignment: no metamethods run.
+    public func setGlobal(_ path: String, _ value: LuaValue) throws(LuaError) {
+        try enter(arm: false) { (L) throws(LuaError) -> Void in
+            try pushForHost(L, [value])
+            let status = tml_set_path(L, path)
+            if status != LUA_OK { throw error(status: status, on: L) }
+        }
+    }
+
+    /// Reads a global, or a field along a dotted path (`.nil` if any part is missing), converted to `LuaValue`.
+    public func global(_ path: String) throws(LuaError) -> LuaValue {
+        try enter(arm: false) { (L) throws(LuaError) -> LuaValue in
+            let status = tml_get_path(L, path)
+            if status != LUA_OK { throw error(status: status, on: L) }
+            do throws(LuaConversionError) {
+                var reader = StackReader(runtime: self, state: L)
+                return try reader.read(-1)
+            } catch {
+                throw LuaError(kind: .runtime, message: "cannot read global '\(path)': \(error.message)")
+            }
+        }
+    }
+
+    // MARK: - Host functions
+
+    /// Registers Swift functions as fields of a module table (created if missing, extended if present), e.g.
+    /// `register(module: "toymoe", functions: ["model": makeModel])` gives the script `toymoe.model`. A dotted name
+    /// nests tables; an empty name registers globals. Error messages name the function `module.name`.
+    public func register(module name: String, functions: [String: LuaFunction]) throws(LuaError) {
+        for (function, body) in functions.sorted(by: { $0.key < $1.key }) {
+            let box = CallbackBox(name: name.isEmpty ? function : "\(name).\(function)", body: body, runtime: self)
+            callbacks.append(box)
+            let status = tml_register_function(current, name, function, Unmanaged.passUnretained(box).toOpaque())
+            if status != LUA_OK { throw error(status: status, on: current) }
+        }
+    }
+
+    // MARK: - Memory
+
+    /// Bytes Lua has allocated now.
+    public var memoryUsed: Int { tml_memory_used(state) }
+    /// Host bytes accounted now (`accountHostBytes` and live handles).
+    public var hostBytes: Int { tml_host_bytes(state) }
+    /// Largest Lua heap plus host bytes seen so far.
+    public var memoryPeak: Int { tml_memory_peak(state) }
+    /// The limit on Lua's heap plus host bytes.
+    public var memoryLimit: Int {
+        get { tml_memory_limit(state) }
+        set { tml_set_memory_limit(state, max(0, newValue)) }
+    }
+
+    /// Runs a full garbage collection (finalizing unreachable handles, which releases their host objects).
+    public func collectGarbage() {
+        _ = tml_gc(current, LUA_GCCOLLECT, 0)
+    }
+
+    /// Accounts host memory (e.g. a model's parameter buffers) against the memory limit: positive when allocated,
+    /// negative when freed. A positive amount that does not fit, even after a full collection, is refused with a
+    /// "not enough memory" error and not accounted. Growth also advances Lua's collector by as much, since it cannot
+    /// see host memory and would otherwise keep dead handles (and their buffers) alive far too long.
+    public func accountHostBytes(_ delta: Int) throws(LuaCallError) {
+        if delta <= 0 {
+            _ = tml_account_host(current, Int64(delta))
+            return
+        }
+        if tml_account_host(current, Int64(delta)) == 0 {
+            collectGarbage()
+            if tml_account_host(current, Int64(delta)) == 0 { throw hostMemoryError(delta) }
+        }
+        _ = tml_gc(current, LUA_GCSTEP, Int32(clamping: delta / 1024))
+    }
+
+    /// Checks that `bytes` more host memory would fit under the limit (collecting garbage first if needed) without
+    /// accounting them: call it before building a host object whose handle will account its size.
+    public func ensureHostCapacity(_ bytes: Int) throws(LuaCallError) {
+        func fits() -> Bool {
+            let used = tml_memory_used(state) + tml_host_bytes(state)
+            return bytes <= 0 || (used <= memoryLimit && bytes <= memoryLimit - used)
+        }
+        if fits() { return }
+        collectGarbage()
+        if !fits() { throw hostMemoryError(bytes) }
+    }
+
+    private func hostMemoryError(_ bytes: Int) -> LuaCallError {
+        .verbatim("not enough memory: \(LuaRuntime.formatBytes(bytes)) more would exceed the memory limit of "
+            + "\(LuaRuntime.formatBytes(memoryLimit)) (in use: \(LuaRuntime.formatBytes(memoryUsed + hostBytes)))")
+    }
+
+    // MARK: - Internals shared by the extensions
+
+    /// Every host → Lua entry: frees dropped references, arms the budget for a top-level `run`/`call`, and restores
+    /// the stack afterwards.
+    func enter<T>(arm: Bool, _ body: (OpaquePointer) throws(LuaError) -> T) throws(LuaError) -> T {
+        drainPendingReleases()
+        let L = current
+        if arm && activeCalls == 0 {
+            tml_budget_arm(L, LuaRuntime.instructionWord(instructionLimit), timeLimit ?? 0)
+        }
+        activeCalls += 1
+        let top = lua_gettop(L)
+        defer {
+            lua_settop(L, top)
+            activeCalls -= 1
+        }
+        guard lua_checkstack(L, 8) != 0 else {
+            throw LuaError(kind: .memory, message: "Lua stack exhausted")
+        }
+        return try body(L)
+    }
+
+    /// Calls the function below `arguments` values on top of the stack; returns its results and pops everything.
+    func callTop(_ L: OpaquePointer, arguments: Int32, chunk: String? = nil) throws(LuaError) -> [LuaValue] {
+        let base = lua_gettop(L) - arguments - 1
+        let status = tml_pcall(L, arguments, tml_multret())
+        if status != LUA_OK { throw error(status: status, on: L, chunk: chunk) }
+        defer { lua_settop(L, base) }
+        var reader = StackReader(runtime: self, state: L)
+        var results: [LuaValue] = []
+        results.reserveCapacity(Int(lua_gettop(L) - base))
+        do throws(LuaConversionError) {
+            for i in (base + 1)..<(lua_gettop(L) + 1) { results.append(try reader.read(i)) }
+        } catch {
+            throw LuaError(kind: .runtime, message: "cannot convert a result: \(error.message)")
+        }
+        return results
+    }
+
+    private func callRef(_ L: OpaquePointer, _ function: LuaFunctionRef, _ arguments: [LuaValue]) throws(LuaError) -> [LuaValue] {
+        guard function.owner === self else {
+            throw LuaError(kind: .runtime, message: "a Lua function can only be called by the runtime that created it")
+        }
+        guard !function.isReleased else {
+            throw LuaError(kind: .runtime, message: "a released Lua function was called")
+        }
+        lua_rawgeti(L, luaRegistryIndex, lua_Integer(function.reference))
+        try pushForHost(L, arguments)
+        return try callTop(L, arguments: Int32(arguments.count))
+    }
+
+    /// Pushes values for a host entry point, turning failures into `LuaError`.
+    func pushForHost(_ L: OpaquePointer, _ values: [LuaValue]) throws(LuaError) {
+        let status: Int32
+        do throws(LuaConversionError) {
+            status = try pushValues(L, values)
+        } catch {
+            throw LuaError(kind: .runtime, message: "cannot pass a value to Lua: \(error.message)")
+        }
+        if status != LUA_OK { throw error(status: status, on: L) }
+    }
+
+    /// Builds the `LuaError` for a failed status from the error value on top (which it pops). `chunk` names the
+    /// script in messages that have no location of their own.
+    func error(status: Int32, on L: OpaquePointer, chunk: String? = nil) -> LuaError {
+        if status == TML_ERRSTACK { return LuaError(kind: .memory, message: "Lua stack exhausted") }
+        var text = "(no error message)"
+        if lua_type(L, -1) == LUA_TSTRING {
+            var length = 0
+            let bytes = lua_tolstring(L, -1, &length)
+            text = String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
+        } else if lua_type(L, -1) != LUA_TNONE {
+            text = "(error object is a \(String(cString: lua_typename(L, lua_type(L, -1)))) value)"
+        }
+        lua_settop(L, -2)
+        var message = text
+        var traceback = ""
+        if let range = text.range(of: "\nstack traceback:") {
+            message = String(text[..<range.lowerBound])
+            traceback = String(text[text.index(after: range.lowerBound)...])
+        }
+        let kind: LuaError.Kind
+        switch status {
+        case LUA_ERRSYNTAX: kind = .syntax
+        case LUA_ERRMEM: kind = .memory
+        case _ where message == "not enough memory":
+            kind = .memory  // Lua's memory error object, re-raised as a plain error (by a host function or a script)
+        default:
+            switch Int(tml_budget_tripped(L)) {
+            case Int(TML_TRIP_INSTRUCTIONS): kind = .budget
+            case Int(TML_TRIP_TIME): kind = .time
+            default: kind = .runtime
+            }
+        }
+        switch kind {
+        case .memory:
+            // Lua reports memory errors without a location (it runs no message handler for them): name the chunk.
+            message = (chunk.map { $0 + ": " } ?? "")
+                + "not enough memory: the script reached the memory limit of \(LuaRuntime.formatBytes(memoryLimit))"
+        case .budget where !message.contains("instruction budget exceeded"):
+            message = "instruction budget exceeded (last error: \(message))"
+        case .time where !message.contains("time limit of"):
+            message = "time limit exceeded (last error: \(message))"
+        default:
+            break
+        }
+        return LuaError(kind: kind, message: message, traceback: traceback)
+    }
+
+    /// Frees a registry reference now (on the runtime's thread).
+    func releaseReference(_ reference: Int32) {
+        tml_unref(current, reference)
+    }
+
+    /// Queues a registry reference dropped without `release()` (from any thread) for the next entry.
+    func deferRelease(_ reference: Int32) {
+        pendingLock.lock()
+        pendingReleases.append(reference)
+        pendingLock.unlock()
+    }
+
+    private func drainPendingReleases() {
+        pendingLock.lock()
+        let pending = pendingReleases
+        pendingReleases.removeAll()
+        pendingLock.unlock()
+        for reference in pending { tml_unref(current, reference) }
+    }
+
+    static func luaChunkName(_ name: String) -> String {
+        name.hasPrefix("@") || name.hasPrefix("=") ? name : "@" + name
+    }
+
+    static func instructionWord(_ limit: UInt64?) -> UInt64 {
+        guard let limit else { return 0 }
+        return max(1, limit)  // 0 means "unlimited" to the shim
+    }
+
+    static func formatBytes(_ bytes: Int) -> String {
+        if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        if bytes >= 1 << 20 { return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
+        if bytes >= 1 << 10 { return String(format: "%.1f KiB", Double(bytes) / 1024) }
+        return "\(bytes) bytes"
+    }
+}
+
+let luaRegistryIndex: Int32 = tml_registry_index()
+
+// MARK: - C entry points (no captures, so they convert to C function pointers)
+
+private func luaDispatch(_ L: OpaquePointer?, _ context: UnsafeMutableRawPointer?) -> Int32 {
+    guard let L, let context else { return Int32(TML_RAISE_NOSTACK) }
+    let box = Unmanaged<CallbackBox>.fromOpaque(context).takeUnretainedValue()
+    return box.runtime.dispatch(box, L)
+}
+
+private func luaRetainObject(_ object: UnsafeMutableRawPointer?) {
+    if let object { _ = Unmanaged<AnyObject>.fromOpaque(object).retain() }
+}
+
+private func luaReleaseObject(_ object: UnsafeMutableRawPointer?) {
+    if let object { Unmanaged<AnyObject>.fromOpaque(object).release() }
+}
+
+private func luaPrintSink(_ context: UnsafeMutableRawPointer?, _ bytes: UnsafePointer<CChar>?, _ length: Int) {
+    guard let context else { return }
+    let runtime = Unmanaged<LuaRuntime>.fromOpaque(context).takeUnretainedValue()
+    let line = String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
+    runtime.printHandler(line)
+}

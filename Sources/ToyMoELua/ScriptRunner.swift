@@ -1,0 +1,218 @@
+import Foundation
+import ToyMoE
+import ToyMoEIO
+
+/// Everything `toymoe run` needs to run a script.
+public struct ScriptRunOptions: Sendable {
+    public var script: URL
+    /// Script name in messages (`name:line:`); default the file name.
+    public var chunkName: String?
+    public var params: [(String, String)]
+    public var out: URL
+    public var seed: UInt64
+    public var jobs: Int
+    public var resume: Bool
+    public var shard: (index: Int, count: Int)
+    public var quiet: Bool
+    /// Bytes, per Lua state, counting model buffers.
+    public var memoryLimit: Int
+    /// Seconds per phase (top level, each sweep cell); 0: none.
+    public var timeLimit: Double
+    /// Lua instructions per phase; 0: none.
+    public var instructionLimit: UInt64
+    public var commandLine: [String]
+    /// Receives the script's `print` lines (default: standard output unless quiet). Called on worker threads too.
+    public var printSink: (@Sendable (String) -> Void)?
+
+    public init(
+        script: URL, chunkName: String? = nil, params: [(String, String)] = [], out: URL, seed: UInt64 = 0,
+        jobs: Int = 1, resume: Bool = false, shard: (index: Int, count: Int) = (0, 1), quiet: Bool = false,
+        memoryLimit: Int = 2048 << 20, timeLimit: Double = 0, instructionLimit: UInt64 = 0,
+        commandLine: [String] = [], printSink: (@Sendable (String) -> Void)? = nil
+    ) {
+        self.script = script
+        self.chunkName = chunkName
+        self.params = params
+        self.out = out
+        self.seed = seed
+        self.jobs = jobs
+        self.resume = resume
+        self.shard = shard
+        self.quiet = quiet
+        self.memoryLimit = memoryLimit
+        self.timeLimit = timeLimit
+        self.instructionLimit = instructionLimit
+        self.commandLine = commandLine
+        self.printSink = printSink
+    }
+}
+
+/// A script failed: the Lua error (`file:line: message` and traceback) or a host-side problem.
+public struct ScriptRunError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// What a finished run did.
+public struct ScriptRunOutcome {
+    public var outputDirectory: URL
+    public var result: JSONValue?
+    public var sweepComplete: Bool?
+    public var message: String
+}
+
+/// Runs scripts: the top level in one Lua state, then the declared sweep on worker states.
+public enum ScriptRunner {
+
+    /// Creates a sandboxed runtime with the `toymoe` bindings.
+    static func makeRuntime(_ o: ScriptRunOptions, _ ctx: ScriptContext) throws -> LuaRuntime {
+        var options = LuaRuntime.Options(
+            memoryLimit: o.memoryLimit, instructionLimit: o.instructionLimit == 0 ? nil : o.instructionLimit,
+            timeLimit: o.timeLimit > 0 ? o.timeLimit : nil, seed: o.seed)
+        options.seed = o.seed
+        let rt = try LuaRuntime(options: options)
+        if let sink = o.printSink {
+            rt.printHandler = sink
+        } else if o.quiet {
+            rt.printHandler = { _ in }
+        } else {
+            rt.printHandler = { line in
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
+        }
+        try Bindings.install(rt, ctx)
+        return rt
+    }
+
+    public static func run(_ o: ScriptRunOptions) throws -> ScriptRunOutcome {
+        let fm = FileManager.default
+        let chunk = o.chunkName ?? o.script.lastPathComponent
+        let source: String
+        do { source = try String(contentsOf: o.script, encoding: .utf8) } catch {
+            throw ScriptRunError("cannot read script '\(o.script.path)': \(error.localizedDescription)")
+        }
+        do {
+            try fm.createDirectory(at: o.out, withIntermediateDirectories: true)
+            try AtomicFile.write(source, to: o.out.appendingPathComponent("script.lua"))
+        } catch {
+            throw ScriptRunError("cannot write to output directory '\(o.out.path)': \(error)")
+        }
+        var provenance = Provenance.start(
+            tool: "toymoe run", seed: o.seed, kernelVariant: KernelVariant.current, commandLine: o.commandLine)
+
+        // Phase 1: the top level.
+        let ctx = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: false)
+        let result: JSONValue?
+        do {
+            let rt = try makeRuntime(o, ctx)
+            let values = try rt.run(string: source, chunkName: chunk)
+            if let first = values.first, case .table = first {
+                result = try JSONBridge.json(first, "the script's return value")
+            } else {
+                result = nil
+            }
+            if let result { try result.write(to: o.out.appendingPathComponent("result.json"), options: JSONWriteOptions(nonFinite: .null)) }
+            try writeConfig(o, ctx)
+            // Phase 2: the sweep, on fresh states (one per worker thread).
+            var complete: Bool? = nil
+            if let declared = ctx.sweep {
+                declared.run.release()
+                let progress = ProgressReporter(quiet: o.quiet)
+                let runner = try SweepRunner(
+                    spec: declared.spec, root: o.out, seed: o.seed, jobs: o.jobs, shard: o.shard, resume: o.resume,
+                    progress: progress)
+                complete = try runner.run { _ in
+                    try LuaSweepWorker(options: o, source: source, chunk: chunk, runner: runner)
+                }
+            }
+            provenance.finish()
+            try provenance.toJSON().write(to: o.out.appendingPathComponent("provenance.json"))
+            var message = "results in \(o.out.path)/"
+            if let complete {
+                message += complete
+                    ? " (sweep complete: summary.csv, results.npz)"
+                    : " (shard \(o.shard.index)/\(o.shard.count) done; run the other shards, then `toymoe merge`)"
+            }
+            return ScriptRunOutcome(outputDirectory: o.out, result: result, sweepComplete: complete, message: message)
+        } catch let e as LuaError {
+            throw ScriptRunError(e.description)
+        } catch let e as LuaCallError {
+            throw ScriptRunError(e.description)
+        } catch let e as SweepError {
+            throw ScriptRunError(e.description)
+        } catch let e as ScriptRunError {
+            throw e
+        } catch {
+            throw ScriptRunError("\(error)")
+        }
+    }
+
+    /// config.json: the parameters, the run options and the resolved configuration of every top-level training.
+    static func writeConfig(_ o: ScriptRunOptions, _ ctx: ScriptContext) throws {
+        var params = JSONObject()
+        for (k, v) in o.params { params[k] = .string(v) }
+        let config: JSONValue = .object([
+            "script": .string(o.script.lastPathComponent), "params": .object(params), "seed": .string(String(o.seed)),
+            "jobs": .int(o.jobs), "shard": .string("\(o.shard.index)/\(o.shard.count)"),
+            "memory_limit_bytes": .int(o.memoryLimit), "time_limit_seconds": .number(o.timeLimit),
+            "instruction_limit": .string(String(o.instructionLimit)), "kernel_variant": .string(KernelVariant.current),
+            "trainings": .array(ctx.trainings),
+        ])
+        try config.write(to: o.out.appendingPathComponent("config.json"))
+    }
+}
+
+/// A sweep worker: its own Lua state on its own thread, having run the script's top level (so `run` and its
+/// upvalues exist), then calling `run(cell, ctx)` per cell with the cell's seed as the context seed.
+final class LuaSweepWorker: SweepWorker {
+    let runtime: LuaRuntime
+    let context: ScriptContext
+    let run: LuaFunctionRef
+    let cellBudget: LuaBudget
+
+    init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner) throws {
+        context = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: true)
+        runtime = try ScriptRunner.makeRuntime(o, context)
+        try runtime.run(string: source, chunkName: chunk)
+        guard let declared = context.sweep else {
+            throw ScriptRunError("\(chunk): the script declared a sweep at top level but not when run as a worker (is toymoe.sweep guarded by toymoe.is_worker?)")
+        }
+        run = declared.run
+        context.onSteps = { [weak runner] n in runner?.addSteps(n) }
+        cellBudget = LuaBudget(
+            instructions: o.instructionLimit == 0 ? nil : o.instructionLimit, seconds: o.timeLimit > 0 ? o.timeLimit : nil)
+    }
+
+    deinit { run.release() }
+
+    func run(params: JSONObject, context cell: CellContext) throws -> JSONObject {
+        // Every draw inside the cell derives from the cell's seed: models, data, math.random.
+        context.begin(seed: cell.seed)
+        context.fileRoot = cell.directory
+        runtime.random = RandomStream(seed: cell.seed, path: [LuaRuntime.randomStreamTag])
+        var cellTable = LuaTable()
+        for (k, v) in params.entries { cellTable.hash[.string(k)] = JSONBridge.lua(v) }
+        let info = LuaTable(hash: [
+            .string("cell_id"): .string(cell.cellID), .string("index"): .integer(Int64(cell.index + 1)),
+            .string("replicate"): .integer(Int64(cell.replicate + 1)),
+            .string("seed"): .integer(Int64(bitPattern: cell.seed)),
+        ])
+        let out: [LuaValue]
+        do {
+            out = try runtime.call(run, [.table(cellTable), .table(info)], budget: cellBudget)
+        } catch {
+            throw ScriptRunError("sweep cell \(cell.cellID) (replicate \(cell.replicate + 1)): \(error.description)")
+        }
+        switch out.first {
+        case .table(let t)?:
+            guard case .object(let o) = try JSONBridge.json(.table(t), "run's result") else {
+                throw ScriptRunError("sweep cell \(cell.cellID): run must return a table of named results, got a list")
+            }
+            return o
+        case .nil?, nil:
+            return JSONObject()
+        case let other?:
+            throw ScriptRunError("sweep cell \(cell.cellID): run must return a table of results, got \(describe(other))")
+        }
+    }
+}

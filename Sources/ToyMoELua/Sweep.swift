@@ -1,0 +1,551 @@
+import Foundation
+import ToyMoE
+import ToyMoEIO
+
+// Sweeps as data. A script declares cells (a grid or an explicit list), replicates, a selection rule and a `run`
+// function; this host enumerates the cells with stable ids, runs them on worker threads (each with its own Lua
+// state), writes every finished cell atomically, skips finished cells on resume, runs a deterministic shard, and
+// assembles a summary CSV and an NPZ of stacked results.
+//
+// Determinism: a cell's seed depends only on (run seed, the cell's parameters, replicate), never on which worker
+// ran it or when, and the summary is assembled in cell order. So the result files are byte-identical whatever
+// `--jobs` is, and a resumed sweep equals an uninterrupted one. Timings are kept out of result files for that reason
+// (they go to `timings.csv`, which is not part of the result set).
+
+/// How the replicates of a cell are reduced.
+public enum SweepSelection: Sendable, Equatable {
+    /// Keep every replicate: one summary row per (cell, replicate).
+    case all
+    /// Keep the replicate with the smallest value of the key (the paper's Fig. 4: lowest final loss).
+    case minimize(String)
+    /// Keep the replicate with the largest value of the key.
+    case maximize(String)
+}
+
+/// A declared sweep: what to run, independent of how.
+public struct SweepSpec: Sendable {
+    public var name: String
+    /// The cells, in enumeration order. Each is an object of parameter values.
+    public var cells: [JSONObject]
+    public var replicates: Int
+    public var selection: SweepSelection
+
+    public init(name: String, cells: [JSONObject], replicates: Int = 1, selection: SweepSelection = .all) {
+        self.name = name
+        self.cells = cells
+        self.replicates = replicates
+        self.selection = selection
+    }
+
+    /// Cartesian product of `axes` in the given order; the last axis varies fastest.
+    public static func grid(_ axes: [(String, [JSONValue])]) -> [JSONObject] {
+        var cells: [JSONObject] = [JSONObject()]
+        for (key, values) in axes {
+            var next: [JSONObject] = []
+            next.reserveCapacity(cells.count * values.count)
+            for cell in cells {
+                for v in values {
+                    var c = cell
+                    c[key] = v
+                    next.append(c)
+                }
+            }
+            cells = next
+        }
+        return axes.isEmpty ? [] : cells
+    }
+
+    /// The stable id of cell `index`: its zero-padded position (ids sort in enumeration order).
+    public func cellID(_ index: Int) -> String {
+        let width = max(4, String(cells.count - 1).count)
+        let digits = String(index)
+        return "c" + String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+
+    /// The seed of (cell, replicate): a hash of the run seed, the cell's canonical parameter text and the replicate.
+    /// Reordering or extending a grid therefore keeps every existing cell's seed.
+    public static func cellSeed(runSeed: UInt64, params: JSONObject, replicate: Int) -> UInt64 {
+        let canonical = (try? JSONValue.object(params.sortedByKey()).serialized(options: .compact)) ?? ""
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64 over the canonical parameter text
+        for byte in canonical.utf8 {
+            h ^= UInt64(byte)
+            h = h &* 0x100_0000_01b3
+        }
+        var rng = RandomStream(seed: runSeed, path: [h, UInt64(replicate), 0x5357_4545_50])  // "SWEEP"
+        return rng.next()
+    }
+}
+
+/// What a worker is told about the cell it runs.
+public struct CellContext: Sendable {
+    public var cellID: String
+    public var index: Int
+    public var replicate: Int
+    public var seed: UInt64
+    /// Where the cell may write files of its own (created on demand by the bindings).
+    public var directory: URL
+}
+
+/// Runs cells; one per worker thread, created on that thread (a Lua state must stay on one thread).
+public protocol SweepWorker: AnyObject {
+    /// Runs one replicate of one cell and returns its results (scalars and numeric arrays).
+    func run(params: JSONObject, context: CellContext) throws -> JSONObject
+}
+
+/// Errors of the sweep host, with the cell they concern.
+public struct SweepError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+    public init(_ message: String) { self.message = message }
+}
+
+/// Where a sweep keeps its files:
+///   OUT/cells/<id>.json   one finished cell (written atomically: present ⇔ finished)
+///   OUT/sweep.json        the declared cells (so `merge` and `--resume` can check consistency)
+///   OUT/summary.csv       one row per kept replicate, written when every cell is finished
+///   OUT/results.npz       numeric parameters and results stacked over those rows
+///   OUT/timings.csv       wall time per cell (not part of the reproducible result set)
+public struct SweepLayout: Sendable {
+    public var root: URL
+    public var cellsDirectory: URL { root.appendingPathComponent("cells", isDirectory: true) }
+    public func cellFile(_ id: String) -> URL { cellsDirectory.appendingPathComponent("\(id).json") }
+    public var specFile: URL { root.appendingPathComponent("sweep.json") }
+    public var summaryCSV: URL { root.appendingPathComponent("summary.csv") }
+    public var resultsNPZ: URL { root.appendingPathComponent("results.npz") }
+    public var timings: URL { root.appendingPathComponent("timings.csv") }
+    public init(root: URL) { self.root = root }
+}
+
+/// Progress on stderr: a rewritten line on a terminal, a plain line every few seconds otherwise.
+public final class ProgressReporter: @unchecked Sendable {
+    let quiet: Bool
+    let tty: Bool
+    let lock = NSLock()
+    var lastPlain = Date.distantPast
+    let start = Date()
+
+    public init(quiet: Bool) {
+        self.quiet = quiet
+        self.tty = isatty(2) != 0
+    }
+
+    public func update(done: Int, total: Int, skipped: Int, steps: Int) {
+        guard !quiet else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let elapsed = Date().timeIntervalSince(start)
+        let ran = done - skipped
+        let rate = elapsed > 0 ? Double(steps) / elapsed : 0
+        let remaining = total - done
+        let eta = ran > 0 ? elapsed / Double(ran) * Double(remaining) : 0
+        let line = String(
+            format: "cells %d/%d%@  %.0f steps/s  elapsed %@  ETA %@", done, total,
+            skipped > 0 ? " (\(skipped) resumed)" : "", rate, Self.clock(elapsed), ran > 0 ? Self.clock(eta) : "?")
+        if tty {
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+            if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+        } else if Date().timeIntervalSince(lastPlain) >= 10 || done == total {
+            lastPlain = Date()
+            FileHandle.standardError.write(Data("\(line)\n".utf8))
+        }
+    }
+
+    public func message(_ text: String) {
+        guard !quiet else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + text + "\n").utf8))
+    }
+
+    static func clock(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+    }
+}
+
+/// Runs a sweep.
+public final class SweepRunner: @unchecked Sendable {
+    public let spec: SweepSpec
+    public let layout: SweepLayout
+    public let seed: UInt64
+    public let jobs: Int
+    /// (index, count): run only cells with `cellIndex % count == index`.
+    public let shard: (index: Int, count: Int)
+    public let resume: Bool
+    public let progress: ProgressReporter
+    /// Steps trained so far, reported by workers (for steps/s).
+    let stepsLock = NSLock()
+    var stepCount = 0
+
+    public init(
+        spec: SweepSpec, root: URL, seed: UInt64, jobs: Int = 1, shard: (index: Int, count: Int) = (0, 1),
+        resume: Bool = false, progress: ProgressReporter = ProgressReporter(quiet: true)
+    ) throws {
+        guard !spec.cells.isEmpty else { throw SweepError("sweep '\(spec.name)': the sweep has no cells (empty grid or list)") }
+        guard spec.replicates >= 1 else { throw SweepError("sweep '\(spec.name)': replicates must be at least 1, got \(spec.replicates)") }
+        guard jobs >= 1 else { throw SweepError("--jobs must be at least 1, got \(jobs)") }
+        guard shard.count >= 1, shard.index >= 0, shard.index < shard.count else {
+            throw SweepError("--shard: expected I/N with 0 ≤ I < N, got \(shard.index)/\(shard.count)")
+        }
+        self.spec = spec
+        self.layout = SweepLayout(root: root)
+        self.seed = seed
+        self.jobs = jobs
+        self.shard = shard
+        self.resume = resume
+        self.progress = progress
+    }
+
+    /// Adds trained steps to the progress counter (called by workers; thread-safe).
+    public func addSteps(_ n: Int) {
+        stepsLock.lock()
+        stepCount += n
+        stepsLock.unlock()
+    }
+
+    /// The JSON written to sweep.json.
+    func specJSON() -> JSONValue {
+        let selection: JSONValue
+        switch spec.selection {
+        case .all: selection = "all"
+        case .minimize(let k): selection = .object(["minimize": .string(k)])
+        case .maximize(let k): selection = .object(["maximize": .string(k)])
+        }
+        return .object([
+            "name": .string(spec.name), "seed": .string(String(seed)), "replicates": .int(spec.replicates),
+            "select": selection, "cells": .array(spec.cells.map { .object($0) }),
+        ])
+    }
+
+    /// Indices of this shard's cells.
+    public var shardIndices: [Int] { spec.cells.indices.filter { $0 % shard.count == shard.index } }
+
+    /// True if a valid finished-cell file exists for `index` with matching parameters and seed.
+    func isFinished(_ index: Int) -> Bool {
+        let url = layout.cellFile(spec.cellID(index))
+        guard let json = try? JSONValue(contentsOf: url), let obj = json.objectValue else { return false }
+        return obj["params"] == .object(spec.cells[index]) && obj["run_seed"] == .string(String(seed))
+    }
+
+    /// Runs the shard's unfinished cells with `jobs` threads; `makeWorker` is called once on each thread.
+    /// Returns true if every cell of the whole sweep is finished afterwards (then the summary has been written).
+    @discardableResult
+    public func run(makeWorker: @escaping @Sendable (Int) throws -> SweepWorker) throws -> Bool {
+        let fm = FileManager.default
+        try fm.createDirectory(at: layout.cellsDirectory, withIntermediateDirectories: true)
+        // A sweep.json from another declaration means another experiment: refuse to mix their cells.
+        if let existing = try? JSONValue(contentsOf: layout.specFile) {
+            if existing != specJSON() {
+                throw SweepError(
+                    "\(layout.root.path) holds a different sweep (its sweep.json differs: other cells, seed or selection); use another --out")
+            }
+            if !resume && fm.fileExists(atPath: layout.cellsDirectory.path),
+                !(try fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)).filter({ $0.hasSuffix(".json") }).isEmpty
+            {
+                throw SweepError("\(layout.root.path) already holds finished cells of this sweep; pass --resume to continue it or use another --out")
+            }
+        } else {
+            try specJSON().write(to: layout.specFile)
+        }
+        // Leftover temporary files of an interrupted atomic write are garbage, never results.
+        for name in (try? fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)) ?? [] where !name.hasSuffix(".json") {
+            try? fm.removeItem(at: layout.cellsDirectory.appendingPathComponent(name))
+        }
+
+        let mine = shardIndices
+        let pending = mine.filter { !isFinished($0) }
+        let skipped = mine.count - pending.count
+        let done = skipped
+        progress.update(done: done, total: mine.count, skipped: skipped, steps: 0)
+
+        let state = WorkQueue(pending: pending, done: done)
+        let workers = min(jobs, max(1, pending.count))
+        let group = DispatchGroup()
+        for w in 0..<workers {
+            group.enter()
+            let thread = Thread { [self] in
+                defer { group.leave() }
+                let worker: SweepWorker
+                do {
+                    worker = try makeWorker(w)
+                } catch {
+                    state.fail(error)
+                    return
+                }
+                while let index = state.take() {
+                    let started = Date()
+                    do {
+                        try runCell(index, worker: worker)
+                    } catch {
+                        state.fail(error)
+                        return
+                    }
+                    let finished = state.finish(index, seconds: Date().timeIntervalSince(started))
+                    stepsLock.lock()
+                    let steps = stepCount
+                    stepsLock.unlock()
+                    progress.update(done: finished, total: mine.count, skipped: skipped, steps: steps)
+                }
+            }
+            thread.stackSize = 16 << 20  // Lua recursion and deep Swift frames need more than the 512 KiB default
+            thread.start()
+        }
+        group.wait()
+        appendTimings(state.timings)
+        if let error = state.firstError { throw error }
+        let complete = spec.cells.indices.allSatisfy { isFinished($0) }
+        if complete { try writeSummary() }
+        return complete
+    }
+
+    /// Runs every replicate of one cell, applies the selection and writes the cell file atomically.
+    func runCell(_ index: Int, worker: SweepWorker) throws {
+        let id = spec.cellID(index)
+        let params = spec.cells[index]
+        var replicates: [JSONValue] = []
+        var values: [Double] = []
+        for r in 0..<spec.replicates {
+            let s = SweepSpec.cellSeed(runSeed: seed, params: params, replicate: r)
+            let ctx = CellContext(
+                cellID: id, index: index, replicate: r, seed: s,
+                directory: layout.cellsDirectory.appendingPathComponent(id, isDirectory: true))
+            var result = try worker.run(params: params, context: ctx)
+            result["seed"] = .string(String(s))
+            switch spec.selection {
+            case .all: break
+            case .minimize(let key), .maximize(let key):
+                guard let v = result[key]?.doubleValue else {
+                    throw SweepError("cell \(id) replicate \(r): the selection key '\(key)' is missing from run's result or is not a number")
+                }
+                values.append(v.isNaN ? (spec.selection == .minimize(key) ? .infinity : -.infinity) : v)
+            }
+            replicates.append(.object(result))
+        }
+        var selected: JSONValue = .null
+        switch spec.selection {
+        case .all: break
+        case .minimize:
+            selected = .int(values.indices.min { values[$0] < values[$1] } ?? 0)  // first of equal minima
+        case .maximize:
+            selected = .int(values.indices.min { values[$0] > values[$1] } ?? 0)
+        }
+        let cell: JSONValue = .object([
+            "id": .string(id), "index": .int(index), "run_seed": .string(String(seed)), "params": .object(params),
+            "selected": selected, "replicates": .array(replicates),
+        ])
+        try cell.write(to: layout.cellFile(id), options: JSONWriteOptions(nonFinite: .null))
+    }
+
+    func appendTimings(_ timings: [(Int, Double)]) {
+        guard !timings.isEmpty else { return }
+        var text = (try? String(contentsOf: layout.timings, encoding: .utf8)) ?? "cell_id,seconds\n"
+        for (i, s) in timings.sorted(by: { $0.0 < $1.0 }) { text += "\(spec.cellID(i)),\(String(format: "%.3f", s))\n" }
+        try? AtomicFile.write(text, to: layout.timings)
+    }
+
+    /// Builds summary.csv and results.npz from the cell files, in cell order.
+    public func writeSummary() throws {
+        try SweepSummary.write(spec: spec, layout: layout)
+    }
+}
+
+/// The shared state of a sweep's worker threads: the next pending cell, the first error (which stops every
+/// worker after its current cell), and the timings.
+final class WorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private let pending: [Int]
+    private var next = 0
+    private var done: Int
+    private(set) var firstError: Error?
+    private(set) var timings: [(Int, Double)] = []
+
+    init(pending: [Int], done: Int) {
+        self.pending = pending
+        self.done = done
+    }
+
+    /// The next cell index to run, or nil when none is left or a worker failed.
+    func take() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard firstError == nil, next < pending.count else { return nil }
+        next += 1
+        return pending[next - 1]
+    }
+
+    func fail(_ error: Error) {
+        lock.lock()
+        if firstError == nil { firstError = error }
+        lock.unlock()
+    }
+
+    /// Records a finished cell; returns the number of finished cells.
+    func finish(_ index: Int, seconds: Double) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        done += 1
+        timings.append((index, seconds))
+        return done
+    }
+}
+
+/// Assembling the summary of a complete sweep from its cell files.
+public enum SweepSummary {
+    /// Rows: one per cell (selection) or per (cell, replicate) (all). Columns: cell_id, replicate, parameters,
+    /// then every scalar result key in first-seen order. Arrays of numbers go to results.npz only.
+    public static func write(spec: SweepSpec, layout: SweepLayout) throws {
+        var rows: [(id: String, replicate: Int, params: JSONObject, result: JSONObject)] = []
+        for index in spec.cells.indices {
+            let id = spec.cellID(index)
+            let json = try JSONValue(contentsOf: layout.cellFile(id))
+            guard let reps = json["replicates"]?.arrayValue else { throw SweepError("cell file \(id).json is malformed") }
+            if let sel = json["selected"]?.intValue {
+                rows.append((id, sel, spec.cells[index], reps[sel].objectValue ?? JSONObject()))
+            } else {
+                for (r, rep) in reps.enumerated() { rows.append((id, r, spec.cells[index], rep.objectValue ?? JSONObject())) }
+            }
+        }
+        var paramKeys: [String] = []
+        var resultKeys: [String] = []
+        for row in rows {
+            for k in row.params.keys where !paramKeys.contains(k) { paramKeys.append(k) }
+            for (k, v) in row.result.entries where !resultKeys.contains(k) && isScalar(v) { resultKeys.append(k) }
+        }
+        var csv = (["cell_id", "replicate"] + paramKeys + resultKeys.map { paramKeys.contains($0) ? "result_\($0)" : $0 })
+            .map(csvField).joined(separator: ",") + "\n"
+        for row in rows {
+            var fields = [row.id, String(row.replicate)]
+            fields += paramKeys.map { csvValue(row.params[$0]) }
+            fields += resultKeys.map { csvValue(row.result[$0]) }
+            csv += fields.map(csvField).joined(separator: ",") + "\n"
+        }
+        try AtomicFile.write(csv, to: layout.summaryCSV)
+
+        // NPZ: numeric parameters and results, stacked over rows. Arrays must share a shape across rows to stack;
+        // keys that do not are left out (they stay in the cell files).
+        var arrays: [(String, NpyArray)] = []
+        arrays.append(("replicate", try NpyArray(int64: rows.map { Int64($0.replicate) })))
+        for key in paramKeys {
+            if let a = try stack(rows.map { $0.params[key] }) { arrays.append(("param_" + key, a)) }
+        }
+        var resultArrayKeys = resultKeys
+        for row in rows { for k in row.result.keys where !resultArrayKeys.contains(k) { resultArrayKeys.append(k) } }
+        for key in resultArrayKeys where key != "seed" {
+            if let a = try stack(rows.map { $0.result[key] }) { arrays.append((key, a)) }
+        }
+        try Npz.write(arrays, to: layout.resultsNPZ)
+    }
+
+    static func isScalar(_ v: JSONValue) -> Bool {
+        switch v {
+        case .int, .number, .bool, .string, .null: return true
+        default: return false
+        }
+    }
+
+    /// Flattens a numeric JSON value: (shape, values) or nil when not a rectangular numeric array/scalar.
+    static func numeric(_ v: JSONValue?) -> ([Int], [Double])? {
+        guard let v else { return nil }
+        switch v {
+        case .int(let i): return ([], [Double(i)])
+        case .number(let d): return ([], [d])
+        case .bool(let b): return ([], [b ? 1 : 0])
+        case .null: return ([], [.nan])
+        case .array(let items):
+            var shape: [Int]? = nil
+            var flat: [Double] = []
+            for item in items {
+                guard let (s, vals) = numeric(item) else { return nil }
+                if let shape, shape != s { return nil }
+                shape = s
+                flat += vals
+            }
+            return ([items.count] + (shape ?? []), flat)
+        default: return nil
+        }
+    }
+
+    static func stack(_ values: [JSONValue?]) throws -> NpyArray? {
+        var shape: [Int]? = nil
+        var flat: [Double] = []
+        var allInts = true
+        for v in values {
+            guard let (s, vals) = numeric(v) else { return nil }
+            if let shape, shape != s { return nil }
+            shape = s
+            flat += vals
+            if case .int = v { } else { allInts = false }
+        }
+        let full = [values.count] + (shape ?? [])
+        if allInts { return try NpyArray(int64: flat.map { Int64($0) }, shape: full) }
+        return try NpyArray(float64: flat, shape: full)
+    }
+
+    static func csvValue(_ v: JSONValue?) -> String {
+        guard let v else { return "" }
+        switch v {
+        case .int(let i): return String(i)
+        case .number(let d): return d.isFinite ? "\(d)" : "nan"
+        case .bool(let b): return b ? "true" : "false"
+        case .string(let s): return s
+        case .null: return "nan"
+        default: return (try? v.serialized(options: .compact)) ?? ""
+        }
+    }
+
+    static func csvField(_ s: String) -> String {
+        if s.contains(",") || s.contains("\"") || s.contains("\n") {
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return s
+    }
+
+    /// `toymoe merge`: copies the finished cells of `sources` into `destination` (which must hold, or receives,
+    /// the same sweep.json), then writes the summary if the union is complete. Returns (cells merged, missing).
+    public static func merge(destination: URL, sources: [URL]) throws -> (merged: Int, missing: [String]) {
+        let fm = FileManager.default
+        let dest = SweepLayout(root: destination)
+        var specJSON: JSONValue? = try? JSONValue(contentsOf: dest.specFile)
+        try fm.createDirectory(at: dest.cellsDirectory, withIntermediateDirectories: true)
+        var merged = 0
+        for src in sources {
+            let s = SweepLayout(root: src)
+            guard let other = try? JSONValue(contentsOf: s.specFile) else {
+                throw SweepError("\(src.path) is not a sweep directory (no sweep.json)")
+            }
+            if let specJSON, specJSON != other {
+                throw SweepError("\(src.path) holds a different sweep than \(destination.path) (sweep.json differs)")
+            }
+            if specJSON == nil {
+                try other.write(to: dest.specFile)
+                specJSON = other
+            }
+            for name in try fm.contentsOfDirectory(atPath: s.cellsDirectory.path).sorted() where name.hasSuffix(".json") {
+                let from = s.cellsDirectory.appendingPathComponent(name)
+                let to = dest.cellsDirectory.appendingPathComponent(name)
+                guard (try? JSONValue(contentsOf: from)) != nil else { continue }  // unreadable: not a finished cell
+                if fm.fileExists(atPath: to.path) { continue }
+                try AtomicFile.write(try Data(contentsOf: from), to: to)
+                merged += 1
+            }
+        }
+        guard let specJSON, let spec = try? specFrom(json: specJSON) else {
+            throw SweepError("nothing to merge: no sweep.json in \(destination.path) or the sources")
+        }
+        let missing = spec.cells.indices.map { spec.cellID($0) }.filter { !fm.fileExists(atPath: dest.cellFile($0).path) }
+        if missing.isEmpty { try write(spec: spec, layout: dest) }
+        return (merged, missing)
+    }
+
+    /// Reads a SweepSpec back from sweep.json.
+    public static func specFrom(json: JSONValue) throws -> SweepSpec {
+        guard let name = json["name"]?.stringValue, let cells = json["cells"]?.arrayValue,
+            let replicates = json["replicates"]?.intValue
+        else { throw SweepError("malformed sweep.json") }
+        var selection = SweepSelection.all
+        if let k = json["select"]?["minimize"]?.stringValue { selection = .minimize(k) }
+        if let k = json["select"]?["maximize"]?.stringValue { selection = .maximize(k) }
+        return SweepSpec(
+            name: name, cells: cells.compactMap { $0.objectValue }, replicates: replicates, selection: selection)
+    }
+}

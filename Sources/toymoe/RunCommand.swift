@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import ToyMoELua
+
+/// `toymoe run`: runs a Lua script (and the sweep it declares) into an output directory.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a Lua experiment script (and the sweep it declares).",
+        discussion: """
+            KEY=VALUE words reach the script as toymoe.params (numbers parsed as numbers).
+            The output directory receives: config.json (parameters and options), provenance.json (version,
+            git commit, seed, command line, kernel variant, times), script.lua (a copy), result.json (the
+            script's returned table, if any), the files the script saves, and for a sweep: sweep.json,
+            cells/, summary.csv, results.npz, timings.csv.
+            The scripting API is documented in docs/LUA_API.md.
+            """)
+
+    @Argument(help: "The Lua script to run.")
+    var script: String
+
+    @Argument(help: "Script parameters, KEY=VALUE (e.g. scale=quick steps=2000).")
+    var assignments: [String] = []
+
+    @Option(help: "Output directory (default: results/<script name>).")
+    var out: String?
+
+    @Option(help: "Seed of every random draw (models, data, math.random, sweep cells).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Worker threads for a sweep (each with its own Lua state).")
+    var jobs: Int = 1
+
+    @Flag(help: "Continue a sweep in --out, skipping its finished cells.")
+    var resume = false
+
+    @Option(help: "Run only shard I of N of a sweep (cells with index ≡ I mod N). Default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set, else 0/1.")
+    var shard: String?
+
+    @Flag(help: "Silence progress and the script's print output.")
+    var quiet = false
+
+    @Option(name: .customLong("memory-limit"), help: "Memory cap per Lua state in MiB, counting model buffers.")
+    var memoryLimit: Int = 2048
+
+    @Option(name: .customLong("time-limit"), help: "Wall-clock limit in seconds for the script's top level and for each sweep cell (0: none).")
+    var timeLimit: Double = 0
+
+    @Option(name: .customLong("instruction-limit"), help: "Lua instruction budget for the top level and for each sweep cell (0: none).")
+    var instructionLimit: UInt64 = 0
+
+    func validate() throws {
+        if jobs < 1 { throw ValidationError("--jobs: expected a positive integer, got \(jobs)") }
+        if memoryLimit < 16 { throw ValidationError("--memory-limit: expected at least 16 (MiB), got \(memoryLimit)") }
+        if !(timeLimit >= 0) || !timeLimit.isFinite { throw ValidationError("--time-limit: expected seconds ≥ 0, got \(timeLimit)") }
+        for a in assignments where !a.contains("=") || a.hasPrefix("=") {
+            throw ValidationError("parameter '\(a)': expected KEY=VALUE")
+        }
+        _ = try parsedShard()
+    }
+
+    /// `--shard I/N`, else the SLURM array variables, else 0/1.
+    func parsedShard() throws -> (index: Int, count: Int) {
+        let env = ProcessInfo.processInfo.environment
+        if let s = shard {
+            let parts = s.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, i >= 0, i < n else {
+                throw ValidationError("--shard: expected I/N with 0 ≤ I < N, got '\(s)'")
+            }
+            return (i, n)
+        }
+        if let id = env["SLURM_ARRAY_TASK_ID"], let count = env["SLURM_ARRAY_TASK_COUNT"] {
+            guard let i = Int(id), let n = Int(count), n >= 1 else {
+                throw ValidationError("SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT are not integers: '\(id)', '\(count)'")
+            }
+            // SLURM arrays often start at 1 (--array=1-N); map to 0-based when SLURM_ARRAY_TASK_MIN says so.
+            let minimum = env["SLURM_ARRAY_TASK_MIN"].flatMap { Int($0) } ?? 0
+            let index = i - minimum
+            guard index >= 0, index < n else {
+                throw ValidationError("SLURM array task \(i) (min \(minimum)) is outside 0..<\(n)")
+            }
+            return (index, n)
+        }
+        return (0, 1)
+    }
+
+    func run() throws {
+        let scriptURL = URL(fileURLWithPath: script)
+        guard FileManager.default.fileExists(atPath: scriptURL.path) else {
+            throw ValidationError("script '\(script)' does not exist")
+        }
+        let name = scriptURL.deletingPathExtension().lastPathComponent
+        var params: [(String, String)] = []
+        for a in assignments {
+            let eq = a.firstIndex(of: "=")!
+            params.append((String(a[..<eq]), String(a[a.index(after: eq)...])))
+        }
+        let options = ScriptRunOptions(
+            script: scriptURL, params: params, out: URL(fileURLWithPath: out ?? "results/\(name)"), seed: seed,
+            jobs: jobs, resume: resume, shard: try parsedShard(), quiet: quiet,
+            memoryLimit: memoryLimit << 20, timeLimit: timeLimit, instructionLimit: instructionLimit,
+            commandLine: CommandLine.arguments)
+        do {
+            let outcome = try ScriptRunner.run(options)
+            if !quiet { FileHandle.standardError.write(Data((outcome.message + "\n").utf8)) }
+        } catch let error as ScriptRunError {
+            FileHandle.standardError.write(Data("toymoe: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `toymoe merge`: combines the cell files of sweep shards into one directory and writes the summary.
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Merge the shards of a sweep (run with --shard) into one directory and write its summary.")
+
+    @Argument(help: "Destination directory (may be one of the shard directories).")
+    var destination: String
+
+    @Argument(help: "Shard directories to merge into the destination.")
+    var sources: [String] = []
+
+    func run() throws {
+        do {
+            let result = try SweepSummary.merge(
+                destination: URL(fileURLWithPath: destination), sources: sources.map { URL(fileURLWithPath: $0) })
+            if result.missing.isEmpty {
+                print("merged \(result.merged) cells; the sweep is complete: \(destination)/summary.csv, \(destination)/results.npz")
+            } else {
+                let shown = result.missing.prefix(10).joined(separator: ", ")
+                print("merged \(result.merged) cells; \(result.missing.count) still missing (\(shown)\(result.missing.count > 10 ? ", ..." : ""))")
+                throw ExitCode(2)
+            }
+        } catch let error as SweepError {
+            FileHandle.standardError.write(Data("toymoe merge: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
