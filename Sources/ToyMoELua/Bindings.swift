@@ -91,6 +91,7 @@ enum Bindings {
         try installMetrics(rt, ctx)
         try installFiles(rt, ctx)
         try installSweep(rt, ctx)
+        try installPlots(rt, ctx)
         var params = LuaTable()
         for (k, v) in ctx.params {
             if let i = Int64(v) {
@@ -320,6 +321,15 @@ enum Bindings {
             default:
                 throw LuaCallError("\(key): unknown scheme \"\(name)\"; expected 'xavier', 'zero', 'diagonal', 'ordered_khot', 'random_khot', {xavier = gain}, {normal = std}, a table of values or a function")
             }
+        case .table(let tbl) where tbl.array.isEmpty && tbl.hash.count == 1 && tbl.hash[.string("tensor")] != nil:
+            // {tensor = function(E, n[, m]) return nested table end}: one call builds the whole tensor.
+            guard case .function(let f)? = tbl.hash[.string("tensor")] else {
+                throw LuaCallError("\(key): {tensor = f} needs a function, got \(describe(tbl.hash[.string("tensor")]!))")
+            }
+            let shape = t.shape(m.config)
+            let out: [LuaValue]
+            do throws(LuaError) { out = try rt.call(f, shape.map { .integer(Int64($0)) }) } catch { throw LuaCallError.verbatim(error.message) }
+            tensorInit = .values(try Tensor.floats(out.first ?? .nil, shape: shape, name: "\(key) (returned by the tensor function)"))
         case .table(let tbl) where tbl.array.isEmpty && tbl.hash.count == 1 && (tbl.hash[.string("xavier")] != nil || tbl.hash[.string("normal")] != nil):
             if let g = tbl.hash[.string("xavier")] {
                 guard let gain = g.doubleValue, gain.isFinite, gain >= 0 else { throw LuaCallError("\(key): xavier gain: expected a finite number ≥ 0, got \(describe(g))") }

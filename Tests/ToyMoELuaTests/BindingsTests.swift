@@ -100,6 +100,46 @@ import ToyMoEIO
         #expect(e2.contains("test.lua:2:") && e2.contains("init") && e2.contains("number"))
     }
 
+    @Test("Helpers, per-tensor init functions, data:sample, forward and route")
+    func helpers() throws {
+        let r = try run("""
+            local g = toymoe.geometric(0.5, 4)
+            assert(g[1] == 1 and g[4] == 0.125)
+            local pg = toymoe.permuted_geometric(0.5, 4)
+            table.sort(pg, function(a, b) return a > b end)
+            assert(pg[1] == 1 and pg[4] == 0.125)
+            local l = toymoe.linspace(0, 1, 5)
+            local gs = toymoe.geomspace(1, 100, 3)
+            local rg = toymoe.range(0.1, 0.9, 0.2)
+            local m = toymoe.model{ n_features = 3, n_hidden = 1, n_experts = 2, n_active_experts = 2 }
+            m:init("W", { tensor = function(E, n, h) 
+              local t = {}
+              for e = 1, E do t[e] = {} for i = 1, n do t[e][i] = { e == i and 1 or 0 } end end
+              return t
+            end })
+            m:init("b_final", "zero")
+            m:init("gate", "zero")
+            local y = m:forward({1, 0, 0})          -- expert 1 reconstructs feature 1 (gate ½ each)
+            local batch = m:forward({{1, 0, 0}, {0, 1, 0}})
+            local route = m:route({0, 0, 0})
+            local d = toymoe.data{ feature_probability = {0, 1, 0.5} }
+            local xs = d:sample(4)
+            return { l = l, gs = gs, rg = rg, y1 = y[1], b2 = batch[2][2], sel = route.selected, gates = route.gates,
+                     nx = #xs, x1 = xs[1][1], x2 = xs[1][2] > 0, dn = d.n_features }
+            """)
+        func numbers(_ key: String) -> [Double] { r.result[key]?.arrayValue?.compactMap { $0.doubleValue } ?? [] }
+        func close(_ a: [Double], _ b: [Double]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) < 1e-9 } }
+        #expect(numbers("l") == [0, 0.25, 0.5, 0.75, 1])
+        #expect(close(numbers("gs"), [1, 10, 100]))
+        #expect(numbers("rg") == [0.1, 0.3, 0.5, 0.7, 0.9])  // exact decimals, not 0.30000000000000004
+        #expect(r.result["y1"]?.doubleValue == 0.5)
+        #expect(r.result["b2"]?.doubleValue == 0.5)
+        #expect(r.result["sel"] == [1, 2])  // ties: lowest indices first, 1-based
+        #expect(r.result["gates"] == [0.5, 0.5])
+        #expect(r.result["nx"]?.intValue == 4 && r.result["x1"]?.doubleValue == 0 && r.result["x2"]?.boolValue == true)
+        #expect(r.result["dn"]?.intValue == 3)
+    }
+
     @Test("Training: result fields, history, hooks (with stop), early stop, divergence")
     func training() throws {
         let r = try run("""
