@@ -95,7 +95,7 @@ extension Bindings {
 
     // MARK: Sweeps
 
-    static let sweepOptions = ["name", "grid", "cells", "order", "replicates", "select", "run"]
+    static let sweepOptions = ["name", "grid", "cells", "order", "replicates", "select", "run", "finish"]
 
     static func installSweep(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
         try rt.register(module: "toymoe", functions: [
@@ -162,7 +162,8 @@ extension Bindings {
                 case let other: throw opts.fail("select", "\"all\", {minimize = key} or {maximize = key}", other)
                 }
                 ctx.sweep = SweepDeclaration(
-                    spec: SweepSpec(name: name, cells: cells, replicates: replicates, selection: selection), run: run)
+                    spec: SweepSpec(name: name, cells: cells, replicates: replicates, selection: selection), run: run,
+                    finish: try opts.optionalFunction("finish"))
                 return []
             }
         ])

@@ -69,6 +69,8 @@ final class ScriptContext {
 struct SweepDeclaration {
     var spec: SweepSpec
     var run: LuaFunctionRef
+    /// Called on the main state once every cell is finished, with the cells' results (plots, summaries).
+    var finish: LuaFunctionRef?
 }
 
 /// Installs the `toymoe` module into a runtime.

@@ -102,7 +102,7 @@ public enum ScriptRunner {
 
         // Phase 1: the top level.
         let ctx = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: false)
-        let result: JSONValue?
+        var result: JSONValue?
         do {
             let rt = try makeRuntime(o, ctx)
             let values = try rt.run(string: source, chunkName: chunk)
@@ -115,6 +115,7 @@ public enum ScriptRunner {
             try writeConfig(o, ctx)
             // Phase 2: the sweep, on fresh states (one per worker thread).
             var complete: Bool? = nil
+            var finalResult: JSONValue? = nil
             if let declared = ctx.sweep {
                 declared.run.release()
                 let progress = ProgressReporter(quiet: o.quiet)
@@ -124,7 +125,20 @@ public enum ScriptRunner {
                 complete = try runner.run { _ in
                     try LuaSweepWorker(options: o, source: source, chunk: chunk, runner: runner)
                 }
+                // Phase 3: the script's `finish(rows)` on the main state, once every cell (of every shard) is done.
+                if complete == true, let finish = declared.finish {
+                    let rows = try sweepRows(declared.spec, SweepLayout(root: o.out))
+                    ctx.fileRoot = o.out
+                    let out = try rt.call(finish, [rows])
+                    finish.release()
+                    if let first = out.first, case .table = first {
+                        let json = try JSONBridge.json(first, "finish's return value")
+                        try json.write(to: o.out.appendingPathComponent("result.json"), options: JSONWriteOptions(nonFinite: .null))
+                        finalResult = json
+                    }
+                }
             }
+            if let finalResult { result = finalResult }
             provenance.finish()
             try provenance.toJSON().write(to: o.out.appendingPathComponent("provenance.json"))
             var message = "results in \(o.out.path)/"
@@ -159,6 +173,30 @@ public enum ScriptRunner {
             "trainings": .array(ctx.trainings),
         ])
         try config.write(to: o.out.appendingPathComponent("config.json"))
+    }
+}
+
+extension ScriptRunner {
+    /// The finished sweep as a Lua list, one row per cell in cell order:
+    /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...}}`.
+    static func sweepRows(_ spec: SweepSpec, _ layout: SweepLayout) throws -> LuaValue {
+        var rows: [LuaValue] = []
+        for index in spec.cells.indices {
+            let id = spec.cellID(index)
+            let cell = try JSONValue(contentsOf: layout.cellFile(id))
+            var row = LuaTable()
+            row.hash[.string("id")] = .string(id)
+            row.hash[.string("index")] = .integer(Int64(index + 1))
+            row.hash[.string("cell")] = JSONBridge.lua(.object(spec.cells[index]))
+            let reps = cell["replicates"]?.arrayValue ?? []
+            row.hash[.string("replicates")] = .table(LuaTable(array: reps.map { JSONBridge.lua($0) }))
+            if let sel = cell["selected"]?.intValue, sel < reps.count {
+                row.hash[.string("result")] = JSONBridge.lua(reps[sel])
+                row.hash[.string("selected")] = .integer(Int64(sel + 1))
+            }
+            rows.append(.table(row))
+        }
+        return .table(LuaTable(array: rows))
     }
 }
 

@@ -250,3 +250,30 @@ import ToyMoEIO
         #expect(try LuaSweepTests.resultFiles(dir.appendingPathComponent("full")) == LuaSweepTests.resultFiles(dir.appendingPathComponent("shard0")))
     }
 }
+
+/// `finish(rows)` after a complete sweep.
+@Suite struct SweepFinishTests {
+    @Test("finish receives one row per cell in order, with the kept replicate; its table becomes result.json")
+    func finish() throws {
+        let script = """
+            toymoe.sweep{
+              grid = { a = {1, 2, 3} }, replicates = 2, select = { maximize = "v" },
+              run = function(cell, ctx) return { v = cell.a * 10 + ctx.replicate } end,
+              finish = function(rows)
+                local out = {}
+                for i, row in ipairs(rows) do out[i] = row.result.v * 100 + row.selected end
+                toymoe.save_json("finished.json", { n = #rows })
+                return { kept = out, id1 = rows[1].id, nrep = #rows[2].replicates }
+              end,
+            }
+            """
+        let r = try ScriptTestResult.run(script, jobs: 2)
+        #expect(r.result["kept"] == [1202, 2202, 3202])
+        #expect(r.result["id1"]?.stringValue == "c0000")
+        #expect(r.result["nrep"]?.intValue == 2)
+        #expect(FileManager.default.fileExists(atPath: r.directory.appendingPathComponent("finished.json").path))
+        // A shard that is not the whole sweep does not call finish.
+        let s = try ScriptTestResult.run(script, shard: (0, 2))
+        #expect(!FileManager.default.fileExists(atPath: s.directory.appendingPathComponent("finished.json").path))
+    }
+}
