@@ -93,6 +93,60 @@ extension Bindings {
         ])
     }
 
+    // MARK: Running other scripts
+
+    /// `toymoe.run_script{script = "fig1_dense.lua", out = "fig1", params = {scale = "quick"}}` runs another
+    /// script in a fresh state (same seed, jobs and limits) into a subdirectory of this run's output and returns
+    /// its result table. Scripts are found relative to the calling script's directory and must lie under that
+    /// directory's parent (the bundled `scripts/` tree): the sandbox still reads no other files.
+    static func installRunScript(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
+        try rt.register(module: "toymoe", functions: [
+            "run_script": { args in
+                let opts = try OptionTable("toymoe.run_script", try args.table(1, "options"), known: ["script", "out", "params"])
+                guard let parent = ctx.runOptions else { throw LuaCallError("not available inside a sweep's run") }
+                guard let name = opts.value("script").stringValue, name.hasSuffix(".lua"), !name.hasPrefix("/") else {
+                    throw opts.fail("script", "a relative path to a .lua file", opts.value("script"))
+                }
+                let here = parent.script.deletingLastPathComponent().standardizedFileURL
+                let allowed = here.deletingLastPathComponent().standardizedFileURL.path + "/"
+                let script = here.appendingPathComponent(name).standardizedFileURL
+                guard script.path.hasPrefix(allowed) else {
+                    throw LuaCallError("script: '\(name)' is outside \(allowed)")
+                }
+                guard FileManager.default.fileExists(atPath: script.path) else {
+                    throw LuaCallError("script: '\(name)' does not exist (looked in \(here.path))")
+                }
+                guard let outName = opts.value("out").stringValue else { throw opts.fail("out", "a subdirectory name", opts.value("out")) }
+                let out = try ctx.resolve(outName)
+                var params: [(String, String)] = []
+                if let p = try opts.optionalTable("params") {
+                    for (k, v) in p.sortedEntries {
+                        guard case .string(let key) = k else { throw LuaCallError("params: keys must be names") }
+                        switch v {
+                        case .string(let s): params.append((key, s))
+                        case .integer(let i): params.append((key, String(i)))
+                        case .number(let d): params.append((key, "\(d)"))
+                        case .boolean(let b): params.append((key, String(b)))
+                        default: throw LuaCallError("params.\(key): expected a string, number or boolean, got \(describe(v))")
+                        }
+                    }
+                }
+                var o = parent
+                o.script = script
+                o.chunkName = nil
+                o.out = out
+                o.params = params
+                o.resume = parent.resume
+                do {
+                    let outcome = try ScriptRunner.run(o)
+                    return [outcome.result.map { JSONBridge.lua($0) } ?? .nil]
+                } catch {
+                    throw LuaCallError.verbatim("\(name) failed: \(error)")
+                }
+            }
+        ])
+    }
+
     // MARK: Sweeps
 
     static let sweepOptions = ["name", "grid", "cells", "order", "replicates", "select", "run", "finish"]

@@ -22,6 +22,8 @@ final class ScriptContext {
     var trainings: [JSONValue] = []
     /// Called with the number of steps each training ran (sweep progress).
     var onSteps: ((Int) -> Void)?
+    /// The options this script runs under (for `toymoe.run_script`); nil in workers.
+    var runOptions: ScriptRunOptions?
 
     init(outputDirectory: URL, runSeed: UInt64, params: [(String, String)], isWorker: Bool) {
         self.outputDirectory = outputDirectory
@@ -93,6 +95,7 @@ enum Bindings {
         try installMetrics(rt, ctx)
         try installFiles(rt, ctx)
         try installSweep(rt, ctx)
+        try installRunScript(rt, ctx)
         try installPlots(rt, ctx)
         var params = LuaTable()
         for (k, v) in ctx.params {

@@ -102,6 +102,7 @@ public enum ScriptRunner {
 
         // Phase 1: the top level.
         let ctx = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: false)
+        ctx.runOptions = o
         var result: JSONValue?
         do {
             let rt = try makeRuntime(o, ctx)

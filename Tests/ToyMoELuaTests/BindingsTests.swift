@@ -254,6 +254,9 @@ import ToyMoEIO
             ("local m = toymoe.model{ n_features = 2, n_hidden = 1 }\ntoymoe.metrics.feature_norms(m, 2)", ["feature_norms", "expert", "1"]),
             ("toymoe.sweep{ grid = {}, run = function() end }", ["toymoe.sweep", "no cells"]),
             ("toymoe.sweep{ grid = { a = {1} } }", ["toymoe.sweep", "run"]),
+            ("toymoe.run_script{ script = '/etc/passwd.lua', out = 'x' }", ["toymoe.run_script", "script", "relative"]),
+            ("toymoe.run_script{ script = '../../../../etc/x.lua', out = 'x' }", ["toymoe.run_script", "outside"]),
+            ("toymoe.run_script{ script = 'nope.lua', out = 'x' }", ["toymoe.run_script", "does not exist"]),
         ]
         for (source, needles) in cases {
             let e = failure(source)

@@ -53,4 +53,14 @@ import ToyMoEIO
         let gram = try Self.svg(r.directory, "fig2b_gram.svg")
         #expect(gram.contains("sum over experts"))
     }
+
+    @Test("all.lua runs the selected scripts through toymoe.run_script and indexes their verdicts")
+    func all() throws {
+        let r = try ScriptTestResult.runFile(
+            Self.root.appendingPathComponent("scripts/paper/all.lua"), params: [("only", "fig1_dense")], jobs: 2)
+        #expect(r.result["experiments"]?["fig1_dense"]?["verdict"]?.stringValue == "reproduced")
+        let index = try String(contentsOf: r.directory.appendingPathComponent("index.html"), encoding: .utf8)
+        #expect(index.contains("fig1_dense/index.html"))
+        #expect(FileManager.default.fileExists(atPath: r.directory.appendingPathComponent("fig1_dense/fig1a_norms.svg").path))
+    }
 }

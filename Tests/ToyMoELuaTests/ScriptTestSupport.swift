@@ -31,6 +31,17 @@ struct ScriptTestResult {
         return url
     }
 
+    /// Runs a script file in place (so `toymoe.run_script` finds its neighbours).
+    static func runFile(_ script: URL, params: [(String, String)] = [], seed: UInt64 = 0, jobs: Int = 1) throws -> ScriptTestResult {
+        let outDir = try temporaryDirectory("toymoe-script").appendingPathComponent("out")
+        let lines = Lines()
+        let options = ScriptRunOptions(
+            script: script, params: params, out: outDir, seed: seed, jobs: jobs, quiet: true, memoryLimit: 512 << 20,
+            printSink: { lines.append($0) })
+        let outcome = try ScriptRunner.run(options)
+        return ScriptTestResult(directory: outDir, result: outcome.result?.objectValue ?? JSONObject(), stdout: lines.text)
+    }
+
     /// Writes `source` to `test.lua` and runs it with `ScriptRunner` (quiet progress).
     static func run(
         _ source: String, params: [(String, String)] = [], seed: UInt64 = 0, jobs: Int = 1, out: URL? = nil,
