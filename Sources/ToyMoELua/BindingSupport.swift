@@ -195,8 +195,9 @@ enum Tensor {
     }
 }
 
-/// LuaValue ↔ JSONValue, for results, cells and JSON files. Tables with only a list part become arrays, others
-/// objects with keys in sorted order (deterministic output); functions and userdata are refused.
+/// LuaValue ↔ JSONValue, for results, cells and JSON files. Tables with only a list part become arrays (an empty
+/// table becomes `[]`), others objects with keys in sorted order (deterministic output); functions and userdata are
+/// refused.
 enum JSONBridge {
     static func json(_ v: LuaValue, _ name: String, depth: Int = 0) throws(LuaCallError) -> JSONValue {
         if depth > 64 { throw LuaCallError("\(name): nesting deeper than 64 levels") }
@@ -212,7 +213,7 @@ enum JSONBridge {
                 for x in t.array { items.append(try json(x, name, depth: depth + 1)) }
                 return .array(items)
             }
-            if t.isEmpty { return .object(JSONObject()) }
+            if t.isEmpty { return .array([]) }  // Lua cannot tell {} from an empty list; lists are the common case
             var o = JSONObject()
             for (k, x) in t.sortedEntries { o[k.description] = try json(x, name, depth: depth + 1) }
             return .object(o)

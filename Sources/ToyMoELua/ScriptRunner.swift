@@ -243,6 +243,8 @@ final class LuaSweepWorker: SweepWorker {
             throw ScriptRunError("sweep cell \(cell.cellID) (replicate \(cell.replicate + 1)): \(error.description)")
         }
         switch out.first {
+        case .table(let t)? where t.isEmpty:
+            return JSONObject()
         case .table(let t)?:
             guard case .object(let o) = try JSONBridge.json(.table(t), "run's result") else {
                 throw ScriptRunError("sweep cell \(cell.cellID): run must return a table of named results, got a list")
