@@ -260,7 +260,12 @@ public struct CategoryMap: Panel {
         self.legendTitle = legendTitle
         self.footnote = footnote
         self.aspect = aspect
-        self.preferredSize = preferredSize
+        // The legend sits right of the grid: widen the panel by whatever the legend needs beyond the default's
+        // allowance, so long class names never squeeze the cells away.
+        let entries = classNames.map { LegendEntry(label: $0, color: RGB(0, 0, 0), kind: .swatch) }
+        var reserve = Draw.legendReserve(entries)
+        if let legendTitle { reserve = max(reserve, SVGCanvas.textWidth(legendTitle, size: Theme.legendSize) + 24) }
+        self.preferredSize = Size(preferredSize.width + max(0, reserve - 90), preferredSize.height)
     }
 
     public var caption: String { title ?? "category map" }
