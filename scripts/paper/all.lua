@@ -20,6 +20,27 @@ local experiments = {
   { name = "tms_phase_2x1", script = "../tms/phase_2x1.lua", what = "TMS: 2-feature phase diagram" },
 }
 
+-- The scripts report their verdicts under slightly different keys; reduce each to one line.
+local function verdict_of(s)
+  local v = s.reproduced
+  if v == nil then v = s.claim_reproduced end
+  if v == nil and type(s.verdicts) == "table" then
+    v = s.verdicts.claim_reproduced
+    if v == nil and type(s.verdicts.dense) == "table" then v = s.verdicts.dense.claim_reproduced end
+  end
+  if v == nil then v = s.verdict end
+  if type(v) == "table" then
+    local parts = {}
+    for k, x in pairs(v) do
+      if type(x) == "boolean" then parts[#parts + 1] = k .. (x and ": yes" or ": no") end
+    end
+    table.sort(parts)
+    v = table.concat(parts, "; ")
+  end
+  if type(v) == "boolean" then v = v and "reproduced" or "differs" end
+  return v or "see report"
+end
+
 local selected = {}
 for name in string.gmatch(only, "[^,]+") do selected[name] = true end
 
@@ -28,11 +49,9 @@ for _, e in ipairs(experiments) do
   if only == "" or selected[e.name] then
     print(string.format("== %s (%s)", e.name, e.what))
     local summary = toymoe.run_script{ script = e.script, out = e.name, params = { scale = scale } } or {}
-    local verdict = summary.reproduced
-    if verdict == nil then verdict = summary.verdict end
-    if type(verdict) == "boolean" then verdict = verdict and "reproduced" or "differs" end
-    rows[#rows + 1] = { e.name, e.what, tostring(verdict or "see report"), e.name .. "/index.html" }
-    index[e.name] = { what = e.what, verdict = verdict or "see report", report = e.name .. "/index.html" }
+    local verdict = verdict_of(summary)
+    rows[#rows + 1] = { e.name, e.what, verdict, e.name .. "/index.html" }
+    index[e.name] = { what = e.what, verdict = verdict, report = e.name .. "/index.html" }
   end
 end
 
