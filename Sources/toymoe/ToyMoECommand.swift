@@ -8,5 +8,5 @@ struct ToyMoECommand: ParsableCommand {
         commandName: "toymoe",
         abstract: "Toy models of superposition, dense and Mixture-of-Experts: train, script, measure.",
         version: ToyMoEVersion.string,
-        subcommands: [RunCommand.self, TrainCommand.self, MergeCommand.self])
+        subcommands: [RunCommand.self, TrainCommand.self, MergeCommand.self, BenchCommand.self])
 }
