@@ -247,8 +247,10 @@ public final class SweepRunner: @unchecked Sendable {
         } else {
             try specJSON().write(to: layout.specFile)
         }
-        // Leftover temporary files of an interrupted atomic write are garbage, never results.
-        for name in (try? fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)) ?? [] where !name.hasSuffix(".json") {
+        // Leftover temporary files of an interrupted atomic write (`.NAME.tmp-XXXX`) are garbage, never results.
+        // Anything else (e.g. a cell's own directory of saved files) is left alone.
+        for name in (try? fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)) ?? []
+        where name.hasPrefix(".") && name.contains(".tmp-") {
             try? fm.removeItem(at: layout.cellsDirectory.appendingPathComponent(name))
         }
 
