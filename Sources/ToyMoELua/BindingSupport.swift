@@ -15,22 +15,28 @@ struct OptionTable {
     init(_ function: String, _ table: LuaTable, known: [String]) throws(LuaCallError) {
         self.function = function
         self.table = table
+        // A nested table ("toymoe.model: init") names its path in messages; the trampoline adds the function.
+        let path = function.range(of: ": ").map { String(function[$0.upperBound...]) + ": " } ?? ""
+        self.prefix = path
         if !table.array.isEmpty {
-            throw LuaCallError("expected a table of named options (key = value), got a list")
+            throw LuaCallError("\(path)expected a table of named options (key = value), got a list")
         }
         for key in table.hash.keys.sorted(by: LuaTable.keyOrder) {
             guard case .string(let name) = key else {
-                throw LuaCallError("option keys must be names, got \(key)")
+                throw LuaCallError("\(path)option keys must be names, got \(key)")
             }
-            if !known.contains(name) { throw LuaCallError("\(name): " + Suggest.unknownKey(name, known: known)) }
+            if !known.contains(name) { throw LuaCallError("\(path)\(name): " + Suggest.unknownKey(name, known: known)) }
         }
     }
+
+    /// "init: " for the options of a nested table, "" at top level.
+    let prefix: String
 
     func has(_ key: String) -> Bool { !(table.hash[.string(key)]?.isNil ?? true) }
     func value(_ key: String) -> LuaValue { table.hash[.string(key)] ?? .nil }
 
     func fail(_ key: String, _ expected: String, _ got: LuaValue) -> LuaCallError {
-        LuaCallError("\(key): expected \(expected), got \(describe(got))")
+        LuaCallError("\(prefix)\(key): expected \(expected), got \(describe(got))")
     }
 
     /// An integer option. `minimum` bounds it; a missing required option is an error.
@@ -38,7 +44,7 @@ struct OptionTable {
         let v = value(key)
         let what = expected ?? (minimum == 1 ? "a positive integer" : minimum == 0 ? "a non-negative integer" : "an integer")
         if v.isNil {
-            guard let def else { throw LuaCallError("\(key): required option is missing (\(what))") }
+            guard let def else { throw LuaCallError("\(prefix)\(key): required option is missing (\(what))") }
             return def
         }
         guard let i = v.integerValue, let int = Int(exactly: i) else { throw fail(key, what, v) }
@@ -50,7 +56,7 @@ struct OptionTable {
     func number(_ key: String, default def: Double? = nil, expected: String = "a finite number", valid: (Double) -> Bool = { _ in true }) throws(LuaCallError) -> Double {
         let v = value(key)
         if v.isNil {
-            guard let def else { throw LuaCallError("\(key): required option is missing (\(expected))") }
+            guard let def else { throw LuaCallError("\(prefix)\(key): required option is missing (\(expected))") }
             return def
         }
         guard let d = v.doubleValue, d.isFinite, valid(d) else { throw fail(key, expected, v) }
@@ -144,8 +150,8 @@ enum Tensor {
     }
 
     private static func number(_ x: LuaValue, _ name: String) throws(LuaCallError) -> Float {
-        guard let d = x.doubleValue, d.isFinite else {
-            throw LuaCallError("\(name): expected finite numbers, got \(describe(x))")
+        guard let d = x.doubleValue, Float(d).isFinite else {
+            throw LuaCallError("\(name): expected finite numbers (within the float32 range), got \(describe(x))")
         }
         return Float(d)
     }

@@ -159,7 +159,12 @@ extension Bindings {
                 guard let run = try opts.optionalFunction("run") else {
                     throw LuaCallError("run: required option is missing (function(cell, ctx) ... return {...} end)")
                 }
-                let name = opts.has("name") ? (opts.value("name").stringValue ?? "sweep") : "sweep"
+                let name: String
+                switch opts.value("name") {
+                case .nil: name = "sweep"
+                case .string(let s): name = s
+                case let other: throw opts.fail("name", "a string", other)
+                }
                 var cells: [JSONObject] = []
                 if let grid = try opts.optionalTable("grid") {
                     if opts.has("cells") { throw LuaCallError("give either grid or cells, not both") }
@@ -201,6 +206,9 @@ extension Bindings {
                 if cells.isEmpty { throw LuaCallError("the sweep has no cells (an empty grid axis or cell list)") }
                 if cells.count > 10_000_000 { throw LuaCallError("the sweep has \(cells.count) cells; at most 10,000,000") }
                 let replicates = try opts.integer("replicates", default: 1, minimum: 1)
+                guard replicates <= 10_000_000 / cells.count else {
+                    throw LuaCallError("replicates: \(cells.count) cells × \(replicates) replicates exceed 10,000,000 runs")
+                }
                 var selection = SweepSelection.all
                 switch opts.value("select") {
                 case .nil, .string("all"): break

@@ -35,6 +35,11 @@ extension Bindings {
                 cfg.loadBalancing = try opts.boolean("load_balancing", default: false)
                 cfg.loadBalancingAlpha = try opts.number("load_balancing_alpha", default: 0.01, expected: "a finite number ≥ 0", valid: { $0 >= 0 })
                 cfg.historyStride = try opts.integer("history_every", default: 1, minimum: 1)
+                // The trainer reserves its loss history up front: bound steps, and count the history against memory.
+                if cfg.steps > 1 << 40 { throw LuaCallError("steps: expected at most \(1 << 40), got \(cfg.steps)") }
+                do throws(LuaCallError) { try rt.ensureHostCapacity((cfg.steps / cfg.historyStride + 2) * 16) } catch {
+                    throw LuaCallError("steps: a loss history of \(cfg.steps / cfg.historyStride + 2) entries (raise history_every): \(error.text)")
+                }
                 if let es = try opts.optionalTable("early_stop") {
                     let e = try OptionTable("toymoe.train: early_stop", es, known: ["drop_loss", "stop_loss", "drop_factor"])
                     cfg.earlyStop = EarlyStop(
@@ -128,12 +133,19 @@ extension Bindings {
                     throw LuaCallError("data: the distribution has \(d.featureCount) features but the model has \(m.featureCount)")
                 }
                 return d.distribution
-            case .table(let t): return try dataDistribution(t, function: "data", featureCount: m.featureCount)
+            case .table(let t): return try dataDistribution(t, function: "metrics: data", featureCount: m.featureCount)
             case .nil:
                 if required { throw LuaCallError("data: required option is missing (the training distribution, toymoe.data{...})") }
                 return .uniform(featureCount: m.featureCount, probability: 1)
             case let other: throw o.fail("data", "a toymoe.data{...}", other)
             }
+        }
+        /// A sample count: positive and bounded (the metrics allocate samples × n_features values).
+        func count(_ o: OptionTable, _ key: String, default def: Int?, _ m: Model) throws(LuaCallError) -> Int {
+            let v = try o.integer(key, default: def, minimum: 1)
+            let limit = min(1 << 22, (1 << 26) / m.featureCount)
+            guard v <= limit else { throw LuaCallError("\(key): expected at most \(limit) for \(m.featureCount) features, got \(v)") }
+            return v
         }
         func rng(_ purpose: UInt64) -> RandomStream {
             RandomStream(seed: ctx.contextSeed, path: [StreamPurpose.analysis.rawValue, purpose, ctx.modelCounter, ctx.trainCounter])
@@ -173,7 +185,7 @@ extension Bindings {
                 let m = try args.object(1, "model", as: Model.self)
                 let o = try options(args, 2, "features_per_dimension", ["data", "samples", "weighting"])
                 let data = try dataOption(o, m, required: m.expertCount > 1)
-                let samples = try o.integer("samples", default: 1024, minimum: 1)
+                let samples = try count(o, "samples", default: 1024, m)
                 let w = try o.choice("weighting", ["mean_gate", "selection_frequency"], default: "mean_gate")
                 var r = rng(1)
                 let weighting: Metrics.ExpertWeighting = w == "mean_gate" ? .meanGate : .selectionFrequency
@@ -185,7 +197,7 @@ extension Bindings {
                 let data = try dataOption(o, m, required: true)
                 let w = try o.choice("weighting", Metrics.GlobalWeighting.allCases.map(\.luaName), default: "usage")
                 let weighting = Metrics.GlobalWeighting.allCases.first { $0.luaName == w }!
-                let samples = o.has("samples") ? try o.integer("samples", minimum: 1) : nil
+                let samples = o.has("samples") ? try count(o, "samples", default: nil, m) : nil
                 var r = rng(2)
                 let g = try engine { try Metrics.globalDimensionality(m, weighting: weighting, distribution: data, samples: samples, rng: &r) }
                 return [.table(LuaTable(hash: [
@@ -199,7 +211,7 @@ extension Bindings {
                 let o = try options(args, 2, "expert_usage", ["data", "base", "batch", "threshold"])
                 let data = try dataOption(o, m, required: true)
                 let base = try o.choice("base", ["dense", "training"], default: "dense")
-                let batch = try o.integer("batch", default: 8192, minimum: 1)
+                let batch = try count(o, "batch", default: 8192, m)
                 let threshold = try o.number("threshold", default: 0.2, expected: "a number > 0", valid: { $0 > 0 })
                 var r = rng(3)
                 let usage = try engine {
@@ -219,7 +231,7 @@ extension Bindings {
                 let m = try args.object(1, "model", as: Model.self)
                 let o = try options(args, 2, "router_statistics", ["data", "samples"])
                 let data = try dataOption(o, m, required: true)
-                let samples = try o.integer("samples", default: 10_000, minimum: 1)
+                let samples = try count(o, "samples", default: 10_000, m)
                 var r = rng(4)
                 let s = try engine { try Metrics.routerStatistics(m, distribution: data, samples: samples, rng: &r) }
                 return [.table(LuaTable(hash: [

@@ -109,6 +109,11 @@ enum Bindings {
                 params.hash[.string(k)] = .string(v)
             }
         }
+        func finite(_ args: LuaArgs, _ i: Int, _ name: String) throws(LuaCallError) -> Double {
+            let x = try args.number(i, name)
+            guard x.isFinite else { throw args.argumentError(name, "expected a finite number, got \(describe(.number(x)))") }
+            return x
+        }
         try rt.setGlobal("toymoe.params", .table(params))
         try rt.setGlobal("toymoe.seed", .integer(Int64(bitPattern: ctx.runSeed)))
         try rt.setGlobal("toymoe.version", .string(ToyMoEVersion.string))
@@ -126,37 +131,41 @@ enum Bindings {
                 return [v]
             },
             "geometric": { args in
-                let base = try args.number(1, "base")
+                let base = try finite(args, 1, "base")
                 let n = try args.integer(2, "n")
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
                 return [Tensor.list(Schedules.geometric(base: base, count: n).map(Double.init))]
             },
             "permuted_geometric": { args in
-                let base = try args.number(1, "base")
+                let base = try finite(args, 1, "base")
                 let n = try args.integer(2, "n")
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
                 var r = RandomStream(seed: ctx.contextSeed, path: [0x5045_524D, ctx.modelCounter])  // "PERM"
                 return [Tensor.list(Schedules.permutedGeometric(base: base, count: n, rng: &r).map(Double.init))]
             },
             "linspace": { args in
-                let (a, b, n) = (try args.number(1, "start"), try args.number(2, "stop"), try args.integer(3, "count"))
+                let (a, b, n) = (try finite(args, 1, "start"), try finite(args, 2, "stop"), try args.integer(3, "count"))
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
                 return [Tensor.list(Schedules.linspace(a, b, count: n))]
             },
             "geomspace": { args in
-                let (a, b, n) = (try args.number(1, "start"), try args.number(2, "stop"), try args.integer(3, "count"))
-                guard a > 0, b > 0 else { throw LuaCallError("start and stop must be positive, got \(a) and \(b)") }
+                let (a, b, n) = (try finite(args, 1, "start"), try finite(args, 2, "stop"), try args.integer(3, "count"))
+                guard a > 0 else { throw args.argumentError("start", "expected a positive number, got \(a)") }
+                guard b > 0 else { throw args.argumentError("stop", "expected a positive number, got \(b)") }
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
                 return [Tensor.list(Schedules.geomspace(a, b, count: n))]
             },
             "range": { args in
-                let (a, b) = (try args.number(1, "start"), try args.number(2, "stop"))
-                let step = try args.optionalNumber(3, "step") ?? 1
-                guard step != 0, step.isFinite, a.isFinite, b.isFinite else {
+                let (a, b) = (try finite(args, 1, "start"), try finite(args, 2, "stop"))
+                let step = args.isNil(3) ? 1 : try finite(args, 3, "step")
+                guard step != 0 else {
                     throw args.argumentError("step", "expected a finite nonzero step, got \(step)")
                 }
-                let count = Int(((b - a) / step + 1e-9).rounded(.down)) + 1
-                guard count <= 1 << 24 else { throw LuaCallError("range has \(count) values; at most \(1 << 24)") }
+                let span = ((b - a) / step + 1e-9).rounded(.down) + 1
+                guard span.isFinite, span <= Double(1 << 24) else {
+                    throw LuaCallError("range from start \(a) to stop \(b) by step \(step) has \(span.isFinite ? String(format: "%.3g", span) : "too many") values; at most \(1 << 24)")
+                }
+                let count = span < 0 ? 0 : Int(span)
                 // Rounded to 12 significant digits so 0.1 + 0.2·k prints as the decimal the user wrote.
                 let values = count <= 0 ? [] : (0..<count).map { (a + Double($0) * step).roundedTo(12) }
                 return [Tensor.list(values)]
@@ -253,17 +262,18 @@ enum Bindings {
             "model": { args in
                 let opts = try OptionTable("toymoe.model", try args.table(1, "options"), known: modelOptions)
                 var config = ModelConfig(
-                    featureCount: try opts.integer("n_features", minimum: 1),
-                    hiddenCount: try opts.integer("n_hidden", minimum: 1),
-                    expertCount: try opts.integer("n_experts", default: 1, minimum: 1),
-                    activeExpertCount: try opts.integer("n_active_experts", default: 1, minimum: 1))
+                    featureCount: try modelSize(opts, "n_features"), hiddenCount: try modelSize(opts, "n_hidden"),
+                    expertCount: try modelSize(opts, "n_experts", default: 1),
+                    activeExpertCount: try modelSize(opts, "n_active_experts", default: 1))
                 let tie = try opts.choice("tie_break", ["lowest", "highest"], default: "lowest")
                 config.tieBreak = tie == "lowest" ? .lowestIndex : .highestIndex
                 if config.activeExpertCount > config.expertCount {
                     throw LuaCallError("n_active_experts: expected at most n_experts (\(config.expertCount)), got \(config.activeExpertCount)")
                 }
                 do { try config.validate() } catch { throw LuaCallError(engineMessage(error)) }
-                try rt.ensureHostCapacity(config.layout.count * 4)
+                do throws(LuaCallError) { try rt.ensureHostCapacity(config.layout.count * 4) } catch {
+                    throw LuaCallError("a model of \(config.layout.count) parameters (E·n·(m+2)): \(error.text)")
+                }
                 let explicitSeed = opts.has("seed") ? UInt64(try opts.integer("seed", minimum: 0)) : nil
                 let seed = explicitSeed ?? ctx.nextModelSeed()
                 let m: Model
@@ -292,7 +302,14 @@ enum Bindings {
                     guard w.shape.count == 3 else { throw LuaCallError("W in \(url.lastPathComponent) has shape \(w.shape); expected (E, n, m)") }
                     let gateShape = try archive.array(named: "gate").shape
                     let k = try args.optionalInteger(2, "n_active_experts") ?? 1
+                    guard w.shape.allSatisfy({ $0 >= 1 && $0 <= ModelConfig.maxParameterCount }) else {
+                        throw LuaCallError("W in \(url.lastPathComponent) has shape \(w.shape); expected positive sizes")
+                    }
+                    guard k >= 1, k <= w.shape[0] else {
+                        throw args.argumentError("n_active_experts", "expected an integer in 1...\(w.shape[0]) (the file's n_experts), got \(k)")
+                    }
                     let config = ModelConfig(featureCount: w.shape[1], hiddenCount: w.shape[2], expertCount: w.shape[0], activeExpertCount: k)
+                    do { try config.validate() } catch { throw LuaCallError(engineMessage(error)) }
                     guard gateShape == [w.shape[0], w.shape[1]] else { throw LuaCallError("gate in \(url.lastPathComponent) has shape \(gateShape)") }
                     try rt.ensureHostCapacity(config.layout.count * 4)
                     let m = try Model(config: config, initialization: Initialization(W: .zero, bFinal: .zero, gate: .zero))
@@ -305,6 +322,16 @@ enum Bindings {
                 }
             },
         ])
+    }
+
+    /// A model size option: a positive integer, bounded first so that the engine's parameter count (E·n·(m+2))
+    /// cannot overflow.
+    static func modelSize(_ opts: OptionTable, _ key: String, default def: Int? = nil) throws(LuaCallError) -> Int {
+        let v = try opts.integer(key, default: def, minimum: 1)
+        guard v <= ModelConfig.maxParameterCount else {
+            throw LuaCallError("\(key): expected at most \(ModelConfig.maxParameterCount), got \(v)")
+        }
+        return v
     }
 
     /// Applies an initialization scheme given as a Lua value: a name, `{xavier = gain}`, `{normal = std}`, a table
@@ -398,6 +425,9 @@ enum Bindings {
                     let d = try data(args)
                     let b = try args.integer(2, "batch")
                     guard b >= 1, b <= 1 << 20 else { throw args.argumentError("batch", "expected a batch size in 1...\(1 << 20), got \(b)") }
+                    guard b * d.featureCount <= 1 << 24 else {
+                        throw args.argumentError("batch", "\(b) samples of \(d.featureCount) features exceed \(1 << 24) values")
+                    }
                     var r = RandomStream(seed: ctx.nextTrainSeed(), path: [StreamPurpose.data.rawValue])
                     let x = d.distribution.sample(batch: b, rng: &r)
                     return [Tensor.nested(x, shape: [b, d.featureCount])]
@@ -418,10 +448,13 @@ enum Bindings {
     static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil) throws(LuaCallError) -> DataDistribution {
         let opts = try OptionTable(function, table, known: dataOptions)
         var n = opts.has("n_features") ? try opts.integer("n_features", minimum: 1) : featureCount
+        if let count = n, count > ModelConfig.maxParameterCount {
+            throw LuaCallError("n_features: expected at most \(ModelConfig.maxParameterCount), got \(count)")
+        }
         func vector(_ key: String) throws(LuaCallError) -> [Float]? {
             guard case .table(let t) = opts.value(key) else { return nil }
             let (shape, values) = try Tensor.infer(.table(t), name: key)
-            guard shape.count == 1 else { throw LuaCallError("\(key): expected a list of numbers, got shape \(Tensor.shapeText(shape))") }
+            guard shape.count == 1, !values.isEmpty else { throw LuaCallError("\(key): expected a non-empty list of numbers, got shape \(Tensor.shapeText(shape))") }
             if let n, values.count != n {
                 throw LuaCallError("\(key): expected \(n) values (one per feature), got \(values.count)")
             }
@@ -442,7 +475,7 @@ enum Bindings {
             probability = [Float](repeating: Float(p), count: count)
         }
         var d = DataDistribution(featureProbability: probability, importance: importance ?? [Float](repeating: 1, count: count), inputScale: scale)
-        if let r = try opts.optionalNumber("relative_importance", expected: "a finite number ≥ 0", valid: { $0 >= 0 }) {
+        if let r = try opts.optionalNumber("relative_importance", expected: "a finite number ≥ 0 (a float)", valid: { $0 >= 0 && Float($0).isFinite }) {
             let mode = try opts.choice("relative_importance_mode", ["loss_weight", "input_scale"], default: "loss_weight")
             if mode == "loss_weight" {
                 d.importance[count - 1] = Float(r)
