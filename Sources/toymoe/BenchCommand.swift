@@ -361,6 +361,7 @@ struct BenchVariant {
         [
             .naive,
             .kernels(.scalar, trainingStepViaTrainer: true),
+            .kernels(BenchKernelSet(name: "simd", sampleBatch: MoEKernels.sampleBatch, forward: MoEKernelsSIMD.forward, reconstructionLoss: MoEKernels.reconstructionLoss, loadBalancing: MoEKernels.loadBalancing, backward: MoEKernelsSIMD.backward, adamW: MoEKernelsSIMD.adamW)),
         ]
     }
 

@@ -33,7 +33,7 @@ import ToyMoEIO
             #expect(unit["shape"]?["batch_size"]?.intValue == 512)
             #expect((unit["flops_per_iteration"]?.doubleValue ?? 0) > 0)
             let variants = try #require(unit["variants"]?.arrayValue)
-            #expect(variants.compactMap { $0["name"]?.stringValue } == ["naive", "scalar"])
+            #expect(variants.compactMap { $0["name"]?.stringValue } == ["naive", "scalar", "simd"])
             for v in variants {
                 let seconds = try #require(v["seconds_per_iteration"])
                 #expect(seconds["samples"]?.arrayValue?.count == 2)
@@ -45,9 +45,14 @@ import ToyMoEIO
                 #expect((v["gflops"]?.doubleValue ?? 0) > 0)
             }
             let ratios = try #require(unit["ratios"]?.arrayValue)
-            #expect(ratios.count == 1)
+            // Each later variant against every earlier one: scalar/naive, simd/naive, simd/scalar.
+            #expect(ratios.count == 3)
+            let pairs = Set(ratios.compactMap { r -> String? in
+                guard let v = r["variant"]?.stringValue, let ref = r["reference"]?.stringValue else { return nil }
+                return v + "/" + ref
+            })
+            #expect(pairs == ["scalar/naive", "simd/naive", "simd/scalar"])
             for r in ratios {
-                #expect(r["variant"]?.stringValue == "scalar" && r["reference"]?.stringValue == "naive")
                 #expect((r["speedup_median"]?.doubleValue ?? 0) > 0)
                 #expect(r["per_round"]?.arrayValue?.allSatisfy { ($0.doubleValue ?? 0) > 0 } == true)
             }

@@ -1,0 +1,232 @@
+import Testing
+import ToyMoE
+import ToyMoEKernels
+
+/// The SIMD kernels (`MoEKernelsSIMD`) against the scalar kernels (`MoEKernels`) on awkward shapes (sizes that are
+/// not multiples of the SIMD widths, n or m of 1, E = 1, k = E), and against the naive Double twin.
+@Suite struct SIMDKernelTests {
+
+    static let featureCounts = [1, 3, 7, 16, 33]
+    static let hiddenCounts = [1, 2, 5, 8, 17]
+
+    /// Random fill: Gaussian weights; inputs uniform in [0, 1) with about 40% exact zeros (the sparse-skip paths),
+    /// and one all-zero sample per batch of ≥ 5 (every logit exactly 0: the tie rule decides the experts).
+    static func fill(_ p: UnsafeMutablePointer<Float>, _ count: Int, rng: inout RandomStream, sparse: Bool = false) {
+        for i in 0..<count {
+            if sparse {
+                let (u, r) = rng.nextFloatPair()
+                p[i] = r < 0.4 ? 0 : u
+            } else {
+                p[i] = Float(rng.nextGaussian())
+            }
+        }
+    }
+
+    /// |got − want| ≤ tol · max|want| over one array (scale-relative: sums of products of O(1) terms carry errors
+    /// relative to the terms, not to a possibly cancelled result). An all-zero reference must be matched exactly.
+    static func agree(
+        _ got: UnsafePointer<Float>, _ want: UnsafePointer<Float>, _ count: Int, tol: Float = 1e-5,
+        _ what: @autoclosure () -> String
+    ) {
+        var scale: Float = 0
+        for i in 0..<count { scale = max(scale, abs(want[i])) }
+        var worst: Float = 0
+        var worstIndex = -1
+        for i in 0..<count {
+            let d = abs(got[i] - want[i])
+            if d > worst || d.isNaN {
+                worst = d
+                worstIndex = i
+            }
+        }
+        let ok = scale == 0 ? worst == 0 : worst <= tol * scale
+        #expect(ok, "\(what()): index \(worstIndex) differs by \(worst) (scale \(scale))")
+    }
+
+    struct Case: CustomStringConvertible {
+        var n, m, E, k, batch: Int
+        var lb: Bool
+        var normalization: LossNormalization
+        var tieBreak: TieBreak
+        var description: String {
+            "n=\(n) m=\(m) E=\(E) k=\(k) B=\(batch) lb=\(lb) \(normalization.rawValue) tie=\(tieBreak)"
+        }
+    }
+
+    /// Every combination of E ∈ {1, 3}, k ∈ {1, E}, B ∈ {1, 5, 64}, LB off/on and both loss normalizations for one
+    /// (n, m); the tie rule alternates between cases.
+    static func cases(n: Int, m: Int) -> [Case] {
+        var out: [Case] = []
+        for E in [1, 3] {
+            for k in Set([1, E]).sorted() {
+                for batch in [1, 5, 64] {
+                    for lb in [false, true] {
+                        for normalization in LossNormalization.allCases {
+                            let tie: TieBreak = out.count % 2 == 0 ? .lowestIndex : .highestIndex
+                            out.append(Case(n: n, m: m, E: E, k: k, batch: batch, lb: lb, normalization: normalization, tieBreak: tie))
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    static func run(_ c: Case, seed: UInt64) {
+        let L = MoELayout(n: c.n, m: c.m, experts: c.E, active: c.k)
+        let B = c.batch, n = c.n, m = c.m, E = c.E, k = c.k
+        var rng = RandomStream(seed: seed, path: [UInt64(n), UInt64(m), UInt64(E), UInt64(k), UInt64(B)])
+        let params = UnsafeMutablePointer<Float>.allocate(capacity: L.count)
+        defer { params.deallocate() }
+        fill(params, L.count, rng: &rng)
+        let importance = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { importance.deallocate() }
+        for i in 0..<n { importance[i] = 0.25 + rng.nextFloat() }
+
+        let scalarWS = Workspace(layout: L, batch: B), simdWS = Workspace(layout: L, batch: B)
+        fill(scalarWS.x, B * n, rng: &rng, sparse: true)
+        if B >= 5 { for i in 0..<n { scalarWS.x[2 * n + i] = 0 } }
+        simdWS.x.update(from: scalarWS.x, count: B * n)
+        let sa = scalarWS.activations, va = simdWS.activations
+
+        // Forward: every activation the backward pass reads.
+        MoEKernels.forward(params: params, layout: L, batch: B, tieBreak: c.tieBreak, act: sa)
+        MoEKernelsSIMD.forward(params: params, layout: L, batch: B, tieBreak: c.tieBreak, act: va)
+        var sameExperts = true
+        for t in 0..<(B * k) where sa.selected[t] != va.selected[t] { sameExperts = false }
+        #expect(sameExperts, "\(c): selected experts differ")
+        guard sameExperts else { return }
+        agree(va.probs, sa.probs, B * E, "\(c): probs")
+        agree(va.gates, sa.gates, B * k, "\(c): gates")
+        agree(va.hidden, sa.hidden, B * k * m, "\(c): hidden")
+        agree(va.preact, sa.preact, B * k * n, "\(c): preact")
+        agree(va.xhat, sa.xhat, B * n, "\(c): xhat")
+
+        // Loss and L_LB on each variant's own forward.
+        let scale = c.normalization == .sumOverFeatures ? 1 / Double(B) : 1 / Double(B * n)
+        let lossS = MoEKernels.reconstructionLoss(x: sa.x, xhat: sa.xhat, importance: importance, batch: B, n: n, scale: scale)
+        let lossV = MoEKernels.reconstructionLoss(x: va.x, xhat: va.xhat, importance: importance, batch: B, n: n, scale: scale)
+        #expect(abs(lossV - lossS) <= 1e-5 * max(lossS, 1e-6), "\(c): loss \(lossV) vs \(lossS)")
+        let alpha: Float? = c.lb ? 0.01 : nil
+        if let alpha {
+            _ = MoEKernels.loadBalancing(layout: L, batch: B, alpha: alpha, act: sa)
+            _ = MoEKernels.loadBalancing(layout: L, batch: B, alpha: alpha, act: va)
+        }
+
+        // Backward from the scalar forward's activations for both kernels, so that a pre-activation within rounding
+        // of the ReLU kink cannot flip a mask between them; the grads start from the same nonzero values to check
+        // that they are accumulated into, not overwritten.
+        let gS = UnsafeMutablePointer<Float>.allocate(capacity: L.count)
+        let gV = UnsafeMutablePointer<Float>.allocate(capacity: L.count)
+        defer {
+            gS.deallocate()
+            gV.deallocate()
+        }
+        fill(gS, L.count, rng: &rng)
+        for i in 0..<L.count { gS[i] *= 0.01 }
+        gV.update(from: gS, count: L.count)
+        MoEKernels.backward(
+            params: params, grads: gS, layout: L, batch: B, importance: importance, lossScale: Float(scale),
+            lbAlpha: alpha, act: sa)
+        let dxhatS = Array(UnsafeBufferPointer(start: sa.dxhat, count: n))
+        let dgateS = Array(UnsafeBufferPointer(start: sa.dgate, count: k))
+        MoEKernelsSIMD.backward(
+            params: params, grads: gV, layout: L, batch: B, importance: importance, lossScale: Float(scale),
+            lbAlpha: alpha, act: sa)
+        agree(gV + L.wOffset, gS + L.wOffset, E * n * m, "\(c): dW")
+        agree(gV + L.bOffset, gS + L.bOffset, E * n, "\(c): db")
+        agree(gV + L.gOffset, gS + L.gOffset, E * n, "\(c): dG")
+        // The last sample's scratch (dx̂ is computed in the same operation order: bitwise equal).
+        #expect(Array(UnsafeBufferPointer(start: sa.dxhat, count: n)) == dxhatS, "\(c): dxhat")
+        dgateS.withUnsafeBufferPointer { agree(sa.dgate, $0.baseAddress!, k, "\(c): dgate") }
+    }
+
+    @Test("SIMD forward/loss/backward equal the scalar kernels on awkward shapes", arguments: featureCounts, hiddenCounts)
+    func simdMatchesScalar(n: Int, m: Int) {
+        for (index, c) in Self.cases(n: n, m: m).enumerated() {
+            Self.run(c, seed: UInt64(1000 + index))
+        }
+    }
+
+    @Test("SIMD AdamW is bitwise equal to the scalar AdamW (tails included)", arguments: [1, 3, 7, 8, 15, 16, 17, 33, 250])
+    func adamWMatchesScalar(count: Int) {
+        var rng = RandomStream(seed: 3, path: [UInt64(count)])
+        func buffer() -> UnsafeMutablePointer<Float> { .allocate(capacity: count) }
+        let pS = buffer(), mS = buffer(), vS = buffer(), pV = buffer(), mV = buffer(), vV = buffer(), g = buffer()
+        defer { for p in [pS, mS, vS, pV, mV, vV, g] { p.deallocate() } }
+        Self.fill(pS, count, rng: &rng)
+        Self.fill(mS, count, rng: &rng)
+        Self.fill(vS, count, rng: &rng)
+        for i in 0..<count { vS[i] = abs(vS[i]) * 0.01 }
+        pV.update(from: pS, count: count)
+        mV.update(from: mS, count: count)
+        vV.update(from: vS, count: count)
+        for step in 1...5 {
+            Self.fill(g, count, rng: &rng)
+            if count > 2 { g[1] = 0 }
+            MoEKernels.adamW(
+                params: pS, grads: g, m1: mS, m2: vS, count: count, step: step, lr: 0.01, beta1: 0.9, beta2: 0.999,
+                eps: 1e-8, weightDecay: 0.01)
+            MoEKernelsSIMD.adamW(
+                params: pV, grads: g, m1: mV, m2: vV, count: count, step: step, lr: 0.01, beta1: 0.9, beta2: 0.999,
+                eps: 1e-8, weightDecay: 0.01)
+        }
+        for (a, b) in [(pV, pS), (mV, mS), (vV, vS)] {
+            let got = Array(UnsafeBufferPointer(start: a, count: count))
+            let want = Array(UnsafeBufferPointer(start: b, count: count))
+            #expect(got == want)
+        }
+    }
+
+    /// SIMD kernels end to end (SIMD forward → loss → L_LB → SIMD backward) against `NaiveMoE` in Double.
+    @Test(
+        "SIMD kernels equal the naive Double twin",
+        arguments: [(n: 33, m: 17, E: 1, k: 1), (n: 20, m: 6, E: 3, k: 2), (n: 7, m: 5, E: 3, k: 3), (n: 16, m: 1, E: 3, k: 1)],
+        [false, true])
+    func simdMatchesNaive(shape s: (n: Int, m: Int, E: Int, k: Int), lb: Bool) throws {
+        let model = try Support.model(n: s.n, m: s.m, E: s.E, k: s.k, seed: UInt64(70 + s.n))
+        let B = 24
+        let L = model.layout
+        let normalization: LossNormalization = lb ? .meanOverFeatures : .sumOverFeatures
+        let x = Support.batch(B, n: s.n, p: 0.5, seed: 11)
+        let importance = (0..<s.n).map { Float(0.5 + 0.5 / Double($0 + 1)) }
+        let ws = Workspace(layout: L, batch: B)
+        let act = ws.activations
+        x.withUnsafeBufferPointer { ws.x.update(from: $0.baseAddress!, count: B * s.n) }
+        let params = UnsafePointer(model.parameters.baseAddress!)
+        MoEKernelsSIMD.forward(params: params, layout: L, batch: B, tieBreak: .lowestIndex, act: act)
+
+        let naive = NaiveMoE(model)
+        let rows = Support.rows(x, n: s.n)
+        for (b, row) in rows.enumerated() {
+            let ref = naive.forward(row)
+            #expect((0..<s.k).map { Int(act.selected[b * s.k + $0]) } == ref.selected)
+            for i in 0..<s.n { #expect(abs(Double(act.xhat[b * s.n + i]) - ref.xhat[i]) < 1e-5) }
+            for e in 0..<s.E { #expect(abs(Double(act.probs[b * s.E + e]) - ref.probs[e]) < 1e-6) }
+        }
+
+        let scale = normalization == .sumOverFeatures ? 1 / Double(B) : 1 / Double(B * s.n)
+        let alpha: Float? = lb ? 0.01 : nil
+        var loss = importance.withUnsafeBufferPointer {
+            MoEKernels.reconstructionLoss(x: act.x, xhat: act.xhat, importance: $0.baseAddress!, batch: B, n: s.n, scale: scale)
+        }
+        if let alpha { loss += MoEKernels.loadBalancing(layout: L, batch: B, alpha: alpha, act: act) }
+        let impD = importance.map(Double.init)
+        let ref = naive.loss(rows, importance: impD, normalization: normalization, lbAlpha: lb ? 0.01 : nil)
+        #expect(abs(loss - ref.total) < 1e-5 * max(1, ref.total))
+
+        var grads = [Float](repeating: 0, count: L.count)
+        grads.withUnsafeMutableBufferPointer { g in
+            importance.withUnsafeBufferPointer { imp in
+                MoEKernelsSIMD.backward(
+                    params: params, grads: g.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
+                    lossScale: Float(scale), lbAlpha: alpha, act: act)
+            }
+        }
+        let want = NaiveMoE.flatten(naive.gradients(rows, importance: impD, normalization: normalization, lbAlpha: lb ? 0.01 : nil))
+        let gscale = max(Support.maxAbs(want), 1e-3)
+        for (g, w) in zip(grads, want) {
+            #expect(abs(Double(g) - w) < 2e-5 * gscale, "gradient entry differs: \(g) vs \(w)")
+        }
+    }
+}
