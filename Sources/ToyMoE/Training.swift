@@ -248,8 +248,11 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         var history: [Double] = []
         var historySteps: [Int] = []
-        history.reserveCapacity(config.steps / config.historyStride + 2)
-        historySteps.reserveCapacity(config.steps / config.historyStride + 2)
+        // Reserve up front so recording never reallocates mid-run, but never more than a bounded amount: a huge
+        // step count must not turn into a huge allocation before the first step (an early stop may end it soon).
+        let expected = Swift.min(config.steps / config.historyStride + 2, 1 << 20)
+        history.reserveCapacity(expected)
+        historySteps.reserveCapacity(expected)
         var last = StepInfo(step: -1, loss: .nan, reconstructionLoss: .nan, loadBalancingLoss: .nan, learningRate: 0)
         var stoppedEarly = false
         var divergence: (Int, String)? = nil

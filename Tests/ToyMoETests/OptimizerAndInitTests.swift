@@ -117,6 +117,16 @@ import ToyMoEKernels
         #expect(r3.stepsRun == 1 && r3.stoppedEarly)
     }
 
+    @Test("A huge step count allocates nothing up front: a hook can end it at once")
+    func hugeStepCount() throws {
+        var cfg = TrainingConfig()
+        cfg.steps = 1 << 50
+        cfg.batchSize = 8
+        let t = try Trainer(model: try Support.model(n: 3, m: 1), data: .uniform(featureCount: 3, probability: 0.5), config: cfg, seed: 1)
+        let r = t.run(hookEvery: 1) { info, _ in info.step >= 2 ? .stop : .proceed }
+        #expect(r.stepsRun == 3 && r.stoppedEarly)
+    }
+
     @Test("Divergence: a huge learning rate gives a non-finite loss, detected with its step")
     func divergence() throws {
         let model = try Support.model(n: 5, m: 2, seed: 2)
