@@ -360,7 +360,7 @@ enum Bindings {
             }
             let shape = t.shape(m.config)
             let out: [LuaValue]
-            do throws(LuaError) { out = try rt.call(f, shape.map { .integer(Int64($0)) }) } catch { throw LuaCallError.verbatim(error.message) }
+            do throws(LuaError) { out = try rt.call(f, shape.map { .integer(Int64($0)) }) } catch { throw LuaCallError.located(error.message) }
             tensorInit = .values(try Tensor.floats(out.first ?? .nil, shape: shape, name: "\(key) (returned by the tensor function)"))
         case .table(let tbl) where tbl.array.isEmpty && tbl.hash.count == 1 && (tbl.hash[.string("xavier")] != nil || tbl.hash[.string("normal")] != nil):
             if let g = tbl.hash[.string("xavier")] {
@@ -384,7 +384,7 @@ enum Bindings {
                         var callArgs: [LuaValue] = [.integer(Int64(e)), .integer(Int64(i))]
                         if shape.count > 2 { callArgs.append(.integer(Int64(j))) }
                         let out: [LuaValue]
-                        do throws(LuaError) { out = try rt.call(f, callArgs) } catch { throw LuaCallError.verbatim(error.message) }
+                        do throws(LuaError) { out = try rt.call(f, callArgs) } catch { throw LuaCallError.located(error.message) }
                         guard let v = out.first?.doubleValue, v.isFinite else {
                             throw LuaCallError("\(key): the init function must return a finite number, got \(describe(out.first ?? .nil)) at \(shape.count > 2 ? "(\(e), \(i), \(j))" : "(\(e), \(i))")")
                         }

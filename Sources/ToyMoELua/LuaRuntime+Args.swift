@@ -14,6 +14,7 @@ public struct LuaCallError: Error, CustomStringConvertible, Sendable, Equatable 
         case plain
         case argument(String)
         case verbatim
+        case located
     }
 
     var form: Form
@@ -40,12 +41,23 @@ public struct LuaCallError: Error, CustomStringConvertible, Sendable, Equatable 
         return e
     }
 
+    /// A message that already carries its own `file:line:` (an error of a Lua callback the host function called):
+    /// raised exactly as given, without a second location.
+    public static func located(_ message: String) -> LuaCallError {
+        var e = LuaCallError(message)
+        e.form = .located
+        return e
+    }
+
+    /// Whether the trampoline should prefix the caller's `file:line:`.
+    var needsLocation: Bool { form != .located }
+
     /// The message as raised from the function `name`.
     public func message(in name: String) -> String {
         switch form {
         case .plain: return "\(name): \(text)"
         case .argument(let argument): return "\(name): argument '\(argument)': \(text)"
-        case .verbatim: return text
+        case .verbatim, .located: return text
         }
     }
 

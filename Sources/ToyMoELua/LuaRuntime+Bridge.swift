@@ -47,7 +47,7 @@ extension LuaRuntime {
         do {
             results = try box.body(args)
         } catch let error as LuaCallError {
-            return raise(error.message(in: box.name), on: L, prefixLocation: true)
+            return raise(error.message(in: box.name), on: L, prefixLocation: error.needsLocation)
         } catch let error as LuaError {
             // A Lua error from a nested call (e.g. the script's callback failed): pass it through unchanged, since
             // it already carries its own location.

@@ -96,6 +96,10 @@ import ToyMoEIO
         #expect(r.result["diag"]?.doubleValue == 1)
         let e = failure("toymoe.model{ n_features = 5, n_hidden = 1, n_experts = 3, init = { gate = 'random_khot' } }")
         #expect(e.contains("test.lua:1:") && e.contains("divide"))
+        // An error inside the script's own init function keeps its own location, once.
+        let e3 = failure("local m = toymoe.model{ n_features = 2, n_hidden = 1 }\nm:init('W', function()\n  error('boom')\nend)")
+        #expect(e3.hasPrefix("test.lua:3: boom"), "\(e3)")
+        #expect(!e3.contains("test.lua:3: test.lua:3:"), "\(e3)")
         let e2 = failure("local m = toymoe.model{ n_features = 2, n_hidden = 1 }\nm:init('W', function() return 'x' end)")
         #expect(e2.contains("test.lua:2:") && e2.contains("init") && e2.contains("number"))
     }
