@@ -116,8 +116,8 @@ import ToyMoEIO
     static func toymoe(_ arguments: [String], environment: [String: String] = [:], in dir: URL) throws -> Output {
         let out = dir.appendingPathComponent("stdout-\(UUID().uuidString)")
         let err = dir.appendingPathComponent("stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         let p = Process()
         p.executableURL = executable
         p.arguments = arguments
