@@ -135,6 +135,8 @@ public final class Trainer {
     /// Current multiplier from the early-stop rule.
     public private(set) var earlyStopFactor = 1.0
 
+    /// The kernel implementation this trainer runs (fixed at creation).
+    public let kernels: KernelVariant
     let workspace: Workspace
     let grads: UnsafeMutableBufferPointer<Float>
     let moment1: UnsafeMutableBufferPointer<Float>
@@ -143,7 +145,11 @@ public final class Trainer {
     let importance: [Float]
     let inputScale: [Float]?
 
-    public init(model: Model, data: DataDistribution, config: TrainingConfig, seed: UInt64, modelID: UInt64 = 0) throws {
+    public init(
+        model: Model, data: DataDistribution, config: TrainingConfig, seed: UInt64, modelID: UInt64 = 0,
+        kernels: KernelVariant = KernelVariant.selected
+    ) throws {
+        self.kernels = kernels
         try config.validate()
         try data.validate(featureCount: model.featureCount)
         self.model = model
@@ -207,7 +213,10 @@ public final class Trainer {
         let B = config.batchSize
         let params = UnsafePointer(model.parameters.baseAddress!)
         let act = workspace.activations
-        MoEKernels.forward(params: params, layout: L, batch: B, tieBreak: model.config.tieBreak.kernel, act: act)
+        switch kernels {
+        case .scalar: MoEKernels.forward(params: params, layout: L, batch: B, tieBreak: model.config.tieBreak.kernel, act: act)
+        case .simd: MoEKernelsSIMD.forward(params: params, layout: L, batch: B, tieBreak: model.config.tieBreak.kernel, act: act)
+        }
         let scale = lossScale
         let recon = importance.withUnsafeBufferPointer { imp in
             MoEKernels.reconstructionLoss(
@@ -218,9 +227,16 @@ public final class Trainer {
         if let alpha { lb = MoEKernels.loadBalancing(layout: L, batch: B, alpha: alpha, act: act) }
         for i in 0..<grads.count { grads[i] = 0 }
         importance.withUnsafeBufferPointer { imp in
-            MoEKernels.backward(
-                params: params, grads: grads.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
-                lossScale: Float(scale), lbAlpha: alpha, act: act)
+            switch kernels {
+            case .scalar:
+                MoEKernels.backward(
+                    params: params, grads: grads.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
+                    lossScale: Float(scale), lbAlpha: alpha, act: act)
+            case .simd:
+                MoEKernelsSIMD.backward(
+                    params: params, grads: grads.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
+                    lossScale: Float(scale), lbAlpha: alpha, act: act)
+            }
         }
         return (recon, lb)
     }
@@ -232,10 +248,12 @@ public final class Trainer {
         let lr = learningRate(at: t)
         sampleBatch()
         let (recon, lb) = lossAndGradients()
-        MoEKernels.adamW(
-            params: model.parameters.baseAddress!, grads: UnsafePointer(grads.baseAddress!),
-            m1: moment1.baseAddress!, m2: moment2.baseAddress!, count: grads.count, step: t + 1, lr: lr,
-            beta1: config.beta1, beta2: config.beta2, eps: config.epsilon, weightDecay: config.weightDecay)
+        // Both variants' AdamW are bitwise identical (tested); the SIMD one is faster on large models.
+        let adamW = kernels == .simd ? MoEKernelsSIMD.adamW : MoEKernels.adamW
+        adamW(
+            model.parameters.baseAddress!, UnsafePointer(grads.baseAddress!), moment1.baseAddress!,
+            moment2.baseAddress!, grads.count, t + 1, lr, config.beta1, config.beta2, config.epsilon,
+            config.weightDecay)
         stepsTaken += 1
         return StepInfo(step: t, loss: recon + lb, reconstructionLoss: recon, loadBalancingLoss: lb, learningRate: lr)
     }

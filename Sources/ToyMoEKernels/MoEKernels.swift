@@ -372,8 +372,30 @@ public enum MoEKernels {
     }
 }
 
-/// Which kernel implementation this build runs. Recorded in every run's provenance.
-public enum KernelVariant {
-    /// The portable scalar kernels in this file (the SIMD variants of a later issue add their names here).
-    public static let current = "scalar"
+/// The kernel implementations training can use, and which one it does. Recorded in every run's provenance.
+///
+/// Selection, in order: `--kernels` on the command line (which sets `selected`), else the environment variable
+/// `TOYMOE_KERNELS` (`scalar`, `simd` or `auto`), else `auto`. `auto` means `scalar` for now: the SIMD variant is
+/// faster on the large shapes of BENCHMARKS.md but not yet measured to win on every configuration.
+public enum KernelVariant: String, Sendable, CaseIterable {
+    /// The portable scalar kernels (`MoEKernels`).
+    case scalar
+    /// The baseline-ISA SIMD kernels (`MoEKernelsSIMD`).
+    case simd
+
+    /// The variant new trainers use. Set it once, before starting threads (the CLI does, from `--kernels`).
+    nonisolated(unsafe) public static var selected: KernelVariant = fromEnvironment()
+
+    /// The selected variant's name.
+    public static var current: String { selected.rawValue }
+
+    /// Parses `scalar`, `simd` or `auto`.
+    public static func parse(_ name: String) -> KernelVariant? {
+        name == "auto" ? .scalar : KernelVariant(rawValue: name)
+    }
+
+    static func fromEnvironment() -> KernelVariant {
+        guard let raw = _environment("TOYMOE_KERNELS") else { return .scalar }
+        return parse(raw) ?? .scalar
+    }
 }

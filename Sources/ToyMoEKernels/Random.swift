@@ -102,16 +102,19 @@ import Glibc
 @inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
 @inline(__always) func _expf(_ x: Float) -> Float { Glibc.expf(x) }
 @inline(__always) func _pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
+func _environment(_ name: String) -> String? { Glibc.getenv(name).map { String(cString: $0) } }
 #elseif canImport(Musl)
 import Musl
 @inline(__always) func _log(_ x: Double) -> Double { Musl.log(x) }
 @inline(__always) func _cos(_ x: Double) -> Double { Musl.cos(x) }
 @inline(__always) func _expf(_ x: Float) -> Float { Musl.expf(x) }
 @inline(__always) func _pow(_ x: Double, _ y: Double) -> Double { Musl.pow(x, y) }
+func _environment(_ name: String) -> String? { Musl.getenv(name).map { String(cString: $0) } }
 #elseif canImport(Darwin)
 import Darwin
 @inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
 @inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
 @inline(__always) func _expf(_ x: Float) -> Float { Darwin.expf(x) }
 @inline(__always) func _pow(_ x: Double, _ y: Double) -> Double { Darwin.pow(x, y) }
+func _environment(_ name: String) -> String? { Darwin.getenv(name).map { String(cString: $0) } }
 #endif

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ToyMoE
 import ToyMoELua
 
 /// `toymoe run`: runs a Lua script (and the sweep it declares) into an output directory.
@@ -40,6 +41,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Silence progress and the script's print output.")
     var quiet = false
 
+    @Option(help: "Kernel implementation: scalar, simd or auto (default: $TOYMOE_KERNELS, else auto = scalar). Recorded in provenance.json.")
+    var kernels: String?
+
     @Option(name: .customLong("memory-limit"), help: "Memory cap per Lua state in MiB, counting model buffers.")
     var memoryLimit: Int = 2048
 
@@ -50,6 +54,9 @@ struct RunCommand: ParsableCommand {
     var instructionLimit: UInt64 = 0
 
     func validate() throws {
+        if let k = kernels, KernelVariant.parse(k) == nil {
+            throw ValidationError("--kernels: expected scalar, simd or auto, got '\(k)'")
+        }
         if jobs < 1 { throw ValidationError("--jobs: expected a positive integer, got \(jobs)") }
         if memoryLimit < 16 { throw ValidationError("--memory-limit: expected at least 16 (MiB), got \(memoryLimit)") }
         if !(timeLimit >= 0) || !timeLimit.isFinite { throw ValidationError("--time-limit: expected seconds ≥ 0, got \(timeLimit)") }
@@ -85,6 +92,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let k = kernels, let variant = KernelVariant.parse(k) { KernelVariant.selected = variant }
         let scriptURL = URL(fileURLWithPath: script)
         guard FileManager.default.fileExists(atPath: scriptURL.path) else {
             throw ValidationError("script '\(script)' does not exist")

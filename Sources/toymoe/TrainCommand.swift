@@ -80,13 +80,20 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
+    @Option(help: "Kernel implementation: scalar, simd or auto (default: $TOYMOE_KERNELS, else auto = scalar). Recorded in provenance.json.")
+    var kernels: String?
+
     func validate() throws {
+        if let k = kernels, KernelVariant.parse(k) == nil {
+            throw ValidationError("--kernels: expected scalar, simd or auto, got '\(k)'")
+        }
         if let l = loss, LossNormalization(rawValue: l) == nil {
             throw ValidationError("--loss: expected 'sum' or 'mean', got '\(l)'")
         }
     }
 
     func run() throws {
+        if let k = kernels, let variant = KernelVariant.parse(k) { KernelVariant.selected = variant }
         var model = ModelConfig(featureCount: 20, hiddenCount: 6)
         var p: Float = 0.1
         var base = 0.7

@@ -187,6 +187,16 @@ import ToyMoEIO
         #expect(bad.stderr.contains("bad.lua:2: toymoe.model: n_features: expected a positive integer, got 0"), "\(bad.stderr)")
         #expect(bad.stderr.contains("stack traceback"))
 
+        let simd = try Self.toymoe(["run", "s.lua", "steps=20", "--out", "simd", "--kernels", "simd"], in: dir)
+        #expect(simd.status == 0, "\(simd.stderr)")
+        let simdProvenance = try JSONValue(contentsOf: dir.appendingPathComponent("simd/provenance.json"))
+        #expect(simdProvenance["kernel_variant"]?.stringValue == "simd")
+        let envSIMD = try Self.toymoe(["run", "s.lua", "steps=20", "--out", "envsimd"], environment: ["TOYMOE_KERNELS": "simd"], in: dir)
+        #expect(envSIMD.status == 0)
+        #expect(try JSONValue(contentsOf: dir.appendingPathComponent("envsimd/provenance.json"))["kernel_variant"]?.stringValue == "simd")
+        let badKernels = try Self.toymoe(["run", "s.lua", "--kernels", "avx9"], in: dir)
+        #expect(badKernels.status != 0 && badKernels.stderr.contains("--kernels"))
+
         let missing = try Self.toymoe(["run", "nope.lua"], in: dir)
         #expect(missing.status != 0 && missing.stderr.contains("nope.lua"))
         let badShard = try Self.toymoe(["run", "s.lua", "--shard", "3/2"], in: dir)

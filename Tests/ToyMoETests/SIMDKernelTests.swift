@@ -230,3 +230,39 @@ import ToyMoEKernels
         }
     }
 }
+
+/// The trainer with the SIMD kernels selected.
+@Suite struct SIMDTrainerTests {
+    @Test("Trainer(kernels: .simd) follows the scalar trainer step by step, and still shows Fig. 1's superposition")
+    func simdTrainer() throws {
+        func losses(_ k: KernelVariant) throws -> [Double] {
+            let model = try Model(config: ModelConfig(featureCount: 12, hiddenCount: 3, expertCount: 3, activeExpertCount: 2), seed: 5)
+            var cfg = TrainingConfig()
+            cfg.steps = 60
+            cfg.batchSize = 128
+            cfg.loadBalancing = true
+            return try Trainer(model: model, data: .uniform(featureCount: 12, probability: 0.3), config: cfg, seed: 5, kernels: k).run().history
+        }
+        let a = try losses(.scalar), b = try losses(.simd)
+        #expect(a.count == b.count)
+        #expect(abs(a[0] - b[0]) <= 1e-6 * abs(a[0]))  // same parameters, same batch: rounding only
+        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-3 * abs(x), "scalar \(x) vs simd \(y)") }
+
+        let model = try Model(config: .dense(featureCount: 20, hiddenCount: 6), seed: 1)
+        var cfg = TrainingConfig()
+        cfg.steps = 2500
+        let data = DataDistribution.uniform(featureCount: 20, probability: 0.1, importance: Schedules.geometric(base: 0.7, count: 20))
+        let trainer = try Trainer(model: model, data: data, config: cfg, seed: 1, kernels: .simd)
+        #expect(trainer.kernels == .simd)
+        _ = trainer.run()
+        #expect(Metrics.geometrySummary(model.expertMatrices()[0]).representedCount >= 8)
+    }
+
+    @Test("Kernel names: scalar, simd, auto (= scalar for now); anything else is refused")
+    func parse() {
+        #expect(KernelVariant.parse("simd") == .simd)
+        #expect(KernelVariant.parse("scalar") == .scalar)
+        #expect(KernelVariant.parse("auto") == .scalar)
+        #expect(KernelVariant.parse("avx9") == nil)
+    }
+}
