@@ -145,40 +145,9 @@ public enum MoEKernelsSIMD {
             gates[0] = 1
             return
         }
-        var zmax = -Float.infinity
-        for e in 0..<E {
-            let z = dot(gate + e * n, x, n)
-            probs[e] = z
-            zmax = Swift.max(zmax, z)
-        }
-        var total: Float = 0
-        for e in 0..<E {
-            let v = _expf(probs[e] - zmax)
-            probs[e] = v
-            total += v
-        }
-        let inv = 1 / total
-        for e in 0..<E { probs[e] *= inv }
-        // Top-k exactly as the scalar kernel (k ≤ E is small; nothing to vectorize).
-        var selectedSum: Float = 0
-        for j in 0..<k {
-            var best = -1
-            var bestValue = -Float.infinity
-            for e in 0..<E {
-                var taken = false
-                for t in 0..<j where selected[t] == Int32(e) { taken = true }
-                if taken { continue }
-                let v = probs[e]
-                let better = tieBreak == .lowestIndex ? (v > bestValue) : (v >= bestValue)
-                if best < 0 || better {
-                    best = e
-                    bestValue = v
-                }
-            }
-            selected[j] = Int32(best)
-            selectedSum += bestValue
-        }
-        for j in 0..<k { gates[j] = probs[Int(selected[j])] / selectedSum }
+        for e in 0..<E { probs[e] = dot(gate + e * n, x, n) }
+        // Softmax, top-k and renormalization are shared with the scalar kernel (k ≤ E is small).
+        MoEKernels.selectTopK(logitsToProbabilities: probs, experts: E, active: k, tieBreak: tieBreak, selected: selected, gates: gates)
     }
 
     // MARK: - Forward

@@ -129,14 +129,25 @@ public enum MoEKernels {
             gates[0] = 1
             return
         }
-        var zmax = -Float.infinity
         for e in 0..<E {
             let row = gate + e * n
             var z: Float = 0
             for i in 0..<n { z += row[i] * x[i] }
             probs[e] = z
-            zmax = Swift.max(zmax, z)
         }
+        selectTopK(logitsToProbabilities: probs, experts: E, active: k, tieBreak: tieBreak, selected: selected, gates: gates)
+    }
+
+    /// The part of the router after the logits, shared by every kernel variant: turns the logits in `probs` (E) into
+    /// π = softmax (max-subtracted), selects the top-k experts by π with the tie rule, and writes the renormalized
+    /// gates g = π_T / Σ π_T. Shapes: `probs` (E, in: logits, out: π), `selected` (k), `gates` (k).
+    @inline(__always)
+    public static func selectTopK(
+        logitsToProbabilities probs: UnsafeMutablePointer<Float>, experts E: Int, active k: Int, tieBreak: TieBreak,
+        selected: UnsafeMutablePointer<Int32>, gates: UnsafeMutablePointer<Float>
+    ) {
+        var zmax = -Float.infinity
+        for e in 0..<E { zmax = Swift.max(zmax, probs[e]) }
         var total: Float = 0
         for e in 0..<E {
             let v = _expf(probs[e] - zmax)
