@@ -68,23 +68,26 @@ public struct DataDistribution: Sendable, Equatable, Codable {
         if let s = inputScale { try check(s, "input_scale", { $0.isFinite }, "a finite number") }
     }
 
+    /// Draws `batch` samples (B, n) from `rng` into `x` (no allocation: the training loop's path).
+    public func sample(into x: UnsafeMutablePointer<Float>, batch: Int, rng: inout RandomStream) {
+        let n = featureProbability.count
+        featureProbability.withUnsafeBufferPointer { pp in
+            if let scale = inputScale {
+                scale.withUnsafeBufferPointer { sp in
+                    MoEKernels.sampleBatch(
+                        x: x, batch: batch, n: n, probability: pp.baseAddress!, scale: sp.baseAddress!, rng: &rng)
+                }
+            } else {
+                MoEKernels.sampleBatch(x: x, batch: batch, n: n, probability: pp.baseAddress!, scale: nil, rng: &rng)
+            }
+        }
+    }
+
     /// Draws `batch` samples (B, n) from `rng` (allocates; for analysis).
     public func sample(batch: Int, rng: inout RandomStream) -> [Float] {
-        let n = featureProbability.count
-        var x = [Float](repeating: 0, count: batch * n)
+        var x = [Float](repeating: 0, count: batch * featureProbability.count)
         x.withUnsafeMutableBufferPointer { xp in
-            featureProbability.withUnsafeBufferPointer { pp in
-                if let scale = inputScale {
-                    scale.withUnsafeBufferPointer { sp in
-                        MoEKernels.sampleBatch(
-                            x: xp.baseAddress!, batch: batch, n: n, probability: pp.baseAddress!,
-                            scale: sp.baseAddress!, rng: &rng)
-                    }
-                } else {
-                    MoEKernels.sampleBatch(
-                        x: xp.baseAddress!, batch: batch, n: n, probability: pp.baseAddress!, scale: nil, rng: &rng)
-                }
-            }
+            if let base = xp.baseAddress { sample(into: base, batch: batch, rng: &rng) }
         }
         return x
     }

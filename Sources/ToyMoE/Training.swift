@@ -141,9 +141,7 @@ public final class Trainer {
     let grads: UnsafeMutableBufferPointer<Float>
     let moment1: UnsafeMutableBufferPointer<Float>
     let moment2: UnsafeMutableBufferPointer<Float>
-    let probability: [Float]
     let importance: [Float]
-    let inputScale: [Float]?
 
     public init(
         model: Model, data: DataDistribution, config: TrainingConfig, seed: UInt64, modelID: UInt64 = 0,
@@ -164,9 +162,7 @@ public final class Trainer {
         grads.initialize(repeating: 0)
         moment1.initialize(repeating: 0)
         moment2.initialize(repeating: 0)
-        probability = data.featureProbability
         importance = data.importance
-        inputScale = data.inputScale
     }
 
     deinit {
@@ -191,19 +187,7 @@ public final class Trainer {
 
     /// Draws a batch into the workspace.
     func sampleBatch() {
-        let n = model.featureCount
-        probability.withUnsafeBufferPointer { p in
-            if let scale = inputScale {
-                scale.withUnsafeBufferPointer { sp in
-                    MoEKernels.sampleBatch(
-                        x: workspace.x, batch: config.batchSize, n: n, probability: p.baseAddress!,
-                        scale: sp.baseAddress!, rng: &rng)
-                }
-            } else {
-                MoEKernels.sampleBatch(
-                    x: workspace.x, batch: config.batchSize, n: n, probability: p.baseAddress!, scale: nil, rng: &rng)
-            }
-        }
+        data.sample(into: workspace.x, batch: config.batchSize, rng: &rng)
     }
 
     /// Loss and gradients for the batch currently in the workspace; gradients land in `grads`.
