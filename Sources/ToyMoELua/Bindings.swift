@@ -438,7 +438,8 @@ enum Bindings {
                 "feature_probability": { args in [Tensor.list(try data(args).distribution.featureProbability.map(Double.init))] },
                 "importance": { args in [Tensor.list(try data(args).distribution.importance.map(Double.init))] },
             ],
-            describe: { "Data(n_features=\($0.featureCount))" })
+            describe: { "Data(n_features=\($0.featureCount))" },
+            hostBytes: { $0.featureCount * 3 * MemoryLayout<Float>.size })
         try rt.register(module: "toymoe", functions: [
             "data": { args in [.userdata(DataHandle(try dataDistribution(try args.table(1, "options"), function: "toymoe.data")))] }
         ])
@@ -448,8 +449,9 @@ enum Bindings {
     static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil) throws(LuaCallError) -> DataDistribution {
         let opts = try OptionTable(function, table, known: dataOptions)
         var n = opts.has("n_features") ? try opts.integer("n_features", minimum: 1) : featureCount
-        if let count = n, count > ModelConfig.maxParameterCount {
-            throw LuaCallError("n_features: expected at most \(ModelConfig.maxParameterCount), got \(count)")
+        // No model can have more features than E·n·(m+2) ≤ maxParameterCount allows with E = m = 1.
+        if let count = n, count > ModelConfig.maxParameterCount / 3 {
+            throw LuaCallError("n_features: expected at most \(ModelConfig.maxParameterCount / 3), got \(count)")
         }
         func vector(_ key: String) throws(LuaCallError) -> [Float]? {
             guard case .table(let t) = opts.value(key) else { return nil }
