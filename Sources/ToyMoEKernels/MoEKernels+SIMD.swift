@@ -397,7 +397,7 @@ public enum MoEKernelsSIMD {
     // MARK: - Optimizer
 
     /// One AdamW step with `MoEKernels.adamW`'s semantics, over the flat buffer in SIMD8 chunks (two per iteration
-    /// for independent dependency chains through sqrt and division) and a scalar tail. Each lane performs the scalar
+    /// for independent dependency chains through sqrt and division); the tail is `MoEKernels.adamW`. Each lane performs the scalar
     /// kernel's operations in the same order (IEEE mul/add/sqrt/div are correctly rounded lane by lane and nothing
     /// is contracted into FMA in this build), so the result is bitwise identical to the scalar kernel.
     public static func adamW(
@@ -436,17 +436,11 @@ public enum MoEKernelsSIMD {
             chunk(i)
             i += 8
         }
-        while i < count {
-            let g = grads[i]
-            var p = params[i] * decay
-            let mi = m1[i] + c1 * (g - m1[i])
-            let vi = m2[i] * b2 + c2 * g * g
-            m1[i] = mi
-            m2[i] = vi
-            let denom = vi.squareRoot() / bc2Sqrt + e
-            p -= stepSize * (mi / denom)
-            params[i] = p
-            i += 1
+        // The tail (count mod 8) is the scalar kernel itself: same step, same coefficients, same bits.
+        if i < count {
+            MoEKernels.adamW(
+                params: params + i, grads: grads + i, m1: m1 + i, m2: m2 + i, count: count - i, step: step, lr: lr,
+                beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
         }
     }
 }
