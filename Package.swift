@@ -2,12 +2,29 @@
 // ToyMoE: toy models of superposition, dense and Mixture-of-Experts, in Swift.
 //
 // Layers depend one way only:
-//   ToyMoEKernels (flat-buffer math, no Foundation)
+//   CToyMoECPU (CPU feature checks) -> ToyMoEKernels (flat-buffer math, no Foundation)
+//     -> ToyMoEKernelsSIMD / ToyMoEKernelsAVX2 / ToyMoEKernelsAVX512 (one SIMD source, three ISAs)
 //     -> ToyMoE (engine: models, data, training, metrics)
 //       -> ToyMoEIO (outputs: NPY/NPZ, JSON, provenance; the formats know nothing of the engine, EngineExport maps it)
 //     -> ToyMoELua (embedded, sandboxed Lua 5.4: bindings, sweeps; C shim CLuaShim over the system library CLua)
 //       -> toymoe (command-line tool)
 import PackageDescription
+
+// The SIMD kernels are one source file compiled three times (the AVX2 and AVX-512 folders hold symlinks to it):
+// for the baseline ISA, for x86-64-v3 (AVX2 + FMA) and for x86-64-v4 (AVX-512). Each copy is its own module so that
+// wide instructions never leak into code that runs before the CPU check (NOTES.md: a binary whose main module is
+// built for v3/v4 dies with SIGILL on an older CPU before any check runs). `CToyMoECPU`, built without ISA flags,
+// tells at run time which copies this CPU may call. `-Xcc -march=…` also sets Swift's own code generation.
+// SwiftPM has no per-architecture flag condition, so the ISA flags are chosen here by the host's architecture
+// (the architecture SwiftPM builds for natively); on other machines the three copies are all baseline.
+let kernelOptimization: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+#if arch(x86_64)
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"]), .define("TOYMOE_FMA")]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v4"]), .define("TOYMOE_FMA"), .define("TOYMOE_AVX512")]
+#else
+let avx2Flags: [SwiftSetting] = []
+let avx512Flags: [SwiftSetting] = []
+#endif
 
 let package = Package(
     name: "ToyMoE",
@@ -22,11 +39,17 @@ let package = Package(
     targets: [
         // The kernels are compiled with optimization even in debug builds: they are the whole cost of training,
         // and `swift test` (debug) then runs the reduced-scale paper experiments in seconds instead of minutes.
+        .target(name: "CToyMoECPU"),
+        .target(name: "ToyMoEKernels", dependencies: ["CToyMoECPU"], swiftSettings: kernelOptimization),
+        .target(name: "ToyMoEKernelsSIMD", dependencies: ["ToyMoEKernels"], swiftSettings: kernelOptimization),
         .target(
-            name: "ToyMoEKernels",
-            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
-        ),
-        .target(name: "ToyMoE", dependencies: ["ToyMoEKernels"]),
+            name: "ToyMoEKernelsAVX2", dependencies: ["ToyMoEKernels"], swiftSettings: kernelOptimization + avx2Flags),
+        .target(
+            name: "ToyMoEKernelsAVX512", dependencies: ["ToyMoEKernels"],
+            swiftSettings: kernelOptimization + avx512Flags),
+        .target(
+            name: "ToyMoE",
+            dependencies: ["ToyMoEKernels", "ToyMoEKernelsSIMD", "ToyMoEKernelsAVX2", "ToyMoEKernelsAVX512"]),
         .target(name: "ToyMoEIO", dependencies: ["ToyMoE"]),
         .systemLibrary(
             name: "CLua", pkgConfig: "lua5.4",
@@ -45,7 +68,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ToyMoETests", dependencies: ["ToyMoE", "ToyMoEKernels"]),
+        .testTarget(
+            name: "ToyMoETests",
+            dependencies: ["ToyMoE", "ToyMoEKernels", "ToyMoEKernelsSIMD", "ToyMoEKernelsAVX2", "ToyMoEKernelsAVX512"]),
         .testTarget(name: "ToyMoEIOTests", dependencies: ["ToyMoEIO", "ToyMoE"]),
         .testTarget(name: "ToyMoEPlotTests", dependencies: ["ToyMoEPlot"]),
         .testTarget(name: "ToyMoELuaTests", dependencies: ["ToyMoELua", "ToyMoE", "ToyMoEIO"]),

@@ -135,8 +135,10 @@ public final class Trainer {
     /// Current multiplier from the early-stop rule.
     public private(set) var earlyStopFactor = 1.0
 
-    /// The kernel implementation this trainer runs (fixed at creation).
-    public let kernels: KernelVariant
+    /// The kernel implementation this trainer runs (fixed at creation; an unsupported request falls back to the
+    /// widest variant this CPU runs, see `KernelSet.init`).
+    public var kernels: KernelVariant { kernelSet.variant }
+    let kernelSet: KernelSet
     let workspace: Workspace
     let grads: UnsafeMutableBufferPointer<Float>
     let moment1: UnsafeMutableBufferPointer<Float>
@@ -147,7 +149,7 @@ public final class Trainer {
         model: Model, data: DataDistribution, config: TrainingConfig, seed: UInt64, modelID: UInt64 = 0,
         kernels: KernelVariant = KernelVariant.selected
     ) throws {
-        self.kernels = kernels
+        self.kernelSet = KernelSet(kernels)
         try config.validate()
         try data.validate(featureCount: model.featureCount)
         self.model = model
@@ -197,30 +199,18 @@ public final class Trainer {
         let B = config.batchSize
         let params = UnsafePointer(model.parameters.baseAddress!)
         let act = workspace.activations
-        switch kernels {
-        case .scalar: MoEKernels.forward(params: params, layout: L, batch: B, tieBreak: model.config.tieBreak.kernel, act: act)
-        case .simd: MoEKernelsSIMD.forward(params: params, layout: L, batch: B, tieBreak: model.config.tieBreak.kernel, act: act)
-        }
+        let K = kernelSet
+        K.forward(params, L, B, model.config.tieBreak.kernel, act)
         let scale = lossScale
         let recon = importance.withUnsafeBufferPointer { imp in
-            MoEKernels.reconstructionLoss(
-                x: workspace.x, xhat: workspace.xhat, importance: imp.baseAddress!, batch: B, n: L.n, scale: scale)
+            K.reconstructionLoss(workspace.x, workspace.xhat, imp.baseAddress!, B, L.n, scale)
         }
         var lb = 0.0
         let alpha: Float? = config.loadBalancing ? Float(config.loadBalancingAlpha) : nil
-        if let alpha { lb = MoEKernels.loadBalancing(layout: L, batch: B, alpha: alpha, act: act) }
+        if let alpha { lb = K.loadBalancing(L, B, alpha, act) }
         for i in 0..<grads.count { grads[i] = 0 }
         importance.withUnsafeBufferPointer { imp in
-            switch kernels {
-            case .scalar:
-                MoEKernels.backward(
-                    params: params, grads: grads.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
-                    lossScale: Float(scale), lbAlpha: alpha, act: act)
-            case .simd:
-                MoEKernelsSIMD.backward(
-                    params: params, grads: grads.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
-                    lossScale: Float(scale), lbAlpha: alpha, act: act)
-            }
+            K.backward(params, grads.baseAddress!, L, B, imp.baseAddress!, Float(scale), alpha, act)
         }
         return (recon, lb)
     }
@@ -232,9 +222,8 @@ public final class Trainer {
         let lr = learningRate(at: t)
         sampleBatch()
         let (recon, lb) = lossAndGradients()
-        // Both variants' AdamW are bitwise identical (tested); the SIMD one is faster on large models.
-        let adamW = kernels == .simd ? MoEKernelsSIMD.adamW : MoEKernels.adamW
-        adamW(
+        // Every variant's AdamW is bitwise identical to the scalar one (tested); the SIMD ones are faster.
+        kernelSet.adamW(
             model.parameters.baseAddress!, UnsafePointer(grads.baseAddress!), moment1.baseAddress!,
             moment2.baseAddress!, grads.count, t + 1, lr, config.beta1, config.beta2, config.epsilon,
             config.weightDecay)

@@ -86,6 +86,8 @@ public struct MoEActivations {
     }
 }
 
+import CToyMoECPU
+
 public enum MoEKernels {
 
     // MARK: - Data
@@ -362,13 +364,8 @@ public enum MoEKernels {
         m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
         eps: Double, weightDecay: Double
     ) {
-        let bc1 = 1 - _pow(beta1, Double(step))
-        let bc2 = 1 - _pow(beta2, Double(step))
-        let stepSize = Float(lr / bc1)
-        let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = Float(1 - lr * weightDecay)
-        let b2 = Float(beta2), e = Float(eps)
-        let c1 = Float(1 - beta1), c2 = Float(1 - beta2)
+        let k = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        let stepSize = k.stepSize, bc2Sqrt = k.bc2Sqrt, decay = k.decay, b2 = k.beta2, e = k.eps, c1 = k.c1, c2 = k.c2
         for i in 0..<count {
             let g = grads[i]
             var p = params[i] * decay
@@ -383,30 +380,139 @@ public enum MoEKernels {
     }
 }
 
+/// The Float32 coefficients of one AdamW step (see `MoEKernels.adamW`), computed in Double as PyTorch computes
+/// them (Python floats) and rounded once. Every AdamW kernel variant uses exactly these values.
+public struct AdamWCoefficients: Sendable {
+    /// lr / (1 − β₁ᵗ)
+    public let stepSize: Float
+    /// √(1 − β₂ᵗ)
+    public let bc2Sqrt: Float
+    /// 1 − lr·λ
+    public let decay: Float
+    public let beta2: Float
+    public let eps: Float
+    /// 1 − β₁ (the `lerp_` weight) and 1 − β₂.
+    public let c1: Float
+    public let c2: Float
+
+    public init(step: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
+        let bc1 = 1 - _pow(beta1, Double(step))
+        let bc2 = 1 - _pow(beta2, Double(step))
+        stepSize = Float(lr / bc1)
+        bc2Sqrt = Float(bc2.squareRoot())
+        decay = Float(1 - lr * weightDecay)
+        self.beta2 = Float(beta2)
+        self.eps = Float(eps)
+        c1 = Float(1 - beta1)
+        c2 = Float(1 - beta2)
+    }
+}
+
 /// The kernel implementations training can use, and which one it does. Recorded in every run's provenance.
 ///
-/// Selection, in order: `--kernels` on the command line (which sets `selected`), else the environment variable
-/// `TOYMOE_KERNELS` (`scalar`, `simd` or `auto`), else `auto`. `auto` means `scalar` for now: the SIMD variant is
-/// faster on the large shapes of BENCHMARKS.md but not yet measured to win on every configuration.
+/// The SIMD kernels are one source compiled for three instruction sets (modules `ToyMoEKernelsSIMD`,
+/// `ToyMoEKernelsAVX2`, `ToyMoEKernelsAVX512`); `CToyMoECPU` checks at run time which ones this CPU can execute, so
+/// the default binary runs on any x86-64 (or arm64) machine and never executes an instruction the CPU lacks.
+///
+/// Selection, in order: `--kernels` on the command line (which calls `select`), else the environment variable
+/// `TOYMOE_KERNELS`, else `auto`. Names: `auto` and `simd` (the widest SIMD variant this CPU supports: measured
+/// fastest on every benchmarked shape, BENCHMARKS.md), `scalar` (alias `naive`: the portable scalar kernels, the
+/// baseline every SIMD kernel is tested against), or one ISA explicitly: `simd-baseline`, `simd-avx2`,
+/// `simd-avx512`. Asking for an ISA this CPU lacks is an error, never a SIGILL.
 public enum KernelVariant: String, Sendable, CaseIterable {
     /// The portable scalar kernels (`MoEKernels`).
     case scalar
-    /// The baseline-ISA SIMD kernels (`MoEKernelsSIMD`).
-    case simd
+    /// The SIMD kernels built for the baseline ISA (SSE2 on x86-64, NEON on arm64; no FMA).
+    case simdBaseline = "simd-baseline"
+    /// The SIMD kernels built for x86-64-v3 (AVX2, FMA).
+    case simdAVX2 = "simd-avx2"
+    /// The SIMD kernels built for x86-64-v4 (AVX-512 F/BW/CD/DQ/VL, FMA).
+    case simdAVX512 = "simd-avx512"
+
+    /// Whether this CPU (and OS) can run the variant.
+    public var isSupported: Bool {
+        switch self {
+        case .scalar, .simdBaseline: return true
+        case .simdAVX2: return KernelVariant.cpuV3
+        case .simdAVX512: return KernelVariant.cpuV4
+        }
+    }
+
+    /// Whether the variant is one of the SIMD builds.
+    public var isSIMD: Bool { self != .scalar }
+
+    private static let cpuV3 = toymoe_cpu_supports_x86_64_v3() != 0
+    private static let cpuV4 = toymoe_cpu_supports_x86_64_v4() != 0
+
+    /// The widest SIMD variant this CPU supports.
+    public static var bestSIMD: KernelVariant {
+        cpuV4 ? .simdAVX512 : cpuV3 ? .simdAVX2 : .simdBaseline
+    }
+
+    /// Every variant this CPU can run, portable first.
+    public static var supported: [KernelVariant] { allCases.filter(\.isSupported) }
+
+    /// This CPU's brand string ("" if unknown), for provenance and benchmark reports.
+    public static var cpuName: String { String(cString: toymoe_cpu_brand()) }
 
     /// The variant new trainers use. Set it once, before starting threads (the CLI does, from `--kernels`).
-    nonisolated(unsafe) public static var selected: KernelVariant = fromEnvironment()
+    nonisolated(unsafe) public static var selected: KernelVariant = fromEnvironment().variant
+    /// The name that was asked for (`auto`, `simd`, `scalar`, an ISA name), kept for provenance.
+    nonisolated(unsafe) public static var requested: String = fromEnvironment().name
 
-    /// The selected variant's name.
+    /// The selected variant's name, e.g. `simd-avx2`.
     public static var current: String { selected.rawValue }
 
-    /// Parses `scalar`, `simd` or `auto`.
-    public static func parse(_ name: String) -> KernelVariant? {
-        name == "auto" ? .scalar : KernelVariant(rawValue: name)
+    /// Every accepted name, for help texts and error messages.
+    public static let acceptedNames = ["auto", "simd", "scalar", "naive"] + allCases.filter(\.isSIMD).map(\.rawValue)
+
+    /// Resolves a name to a variant this CPU can run, or explains why it cannot.
+    public static func resolve(_ name: String) -> Result<KernelVariant, KernelSelectionError> {
+        switch name {
+        case "auto", "simd": return .success(bestSIMD)
+        case "scalar", "naive": return .success(.scalar)
+        default:
+            guard let v = KernelVariant(rawValue: name) else {
+                return .failure(KernelSelectionError(
+                    message: "unknown kernel variant '\(name)'; expected one of \(acceptedNames.joined(separator: ", "))"))
+            }
+            guard v.isSupported else {
+                return .failure(KernelSelectionError(
+                    message: "kernel variant '\(name)' needs an instruction set this CPU lacks"
+                        + " (supported here: \(supported.map(\.rawValue).joined(separator: ", ")))"))
+            }
+            return .success(v)
+        }
     }
 
-    static func fromEnvironment() -> KernelVariant {
-        guard let raw = _environment("TOYMOE_KERNELS") else { return .scalar }
-        return parse(raw) ?? .scalar
+    /// The variant for a name, or nil when the name is unknown or unsupported here (`resolve` says which).
+    public static func parse(_ name: String) -> KernelVariant? {
+        try? resolve(name).get()
     }
+
+    /// Selects the variant new trainers use; throws for an unknown or unsupported name.
+    public static func select(_ name: String) throws(KernelSelectionError) {
+        let v = try resolve(name).get()
+        selected = v
+        requested = name
+    }
+
+    /// The problem with `TOYMOE_KERNELS`, if it is set to something unusable (the CLI reports it; the library
+    /// falls back to `auto`).
+    public static var environmentError: KernelSelectionError? {
+        guard let raw = _environment("TOYMOE_KERNELS") else { return nil }
+        if case .failure(let e) = resolve(raw) { return KernelSelectionError(message: "TOYMOE_KERNELS: " + e.message) }
+        return nil
+    }
+
+    static func fromEnvironment() -> (name: String, variant: KernelVariant) {
+        if let raw = _environment("TOYMOE_KERNELS"), let v = parse(raw) { return (raw, v) }
+        return ("auto", bestSIMD)
+    }
+}
+
+/// Why a kernel variant name cannot be used here.
+public struct KernelSelectionError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }

@@ -329,9 +329,12 @@ typealias LoadBalancingKernel = (MoELayout, Int, Float, MoEActivations) -> Doubl
 typealias BackwardKernel = (UnsafePointer<Float>, UnsafeMutablePointer<Float>, MoELayout, Int, UnsafePointer<Float>, Float, Float?, MoEActivations) -> Void
 typealias AdamWKernel = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Double, Double, Double, Double, Double) -> Void
 
-/// A set of flat-buffer kernels with `MoEKernels`' signatures. A SIMD variant supplies its own functions here.
+/// A set of flat-buffer kernels with `MoEKernels`' signatures: one of the engine's `KernelSet`s, or any functions
+/// with the same signatures (an experimental kernel can be benchmarked before it is a `KernelVariant`).
 struct BenchKernelSet {
     var name: String
+    /// The engine variant these kernels are, if any (then the training step can run through `Trainer`).
+    var variant: KernelVariant?
     var sampleBatch: SampleKernel
     var forward: ForwardKernel
     var reconstructionLoss: LossKernel
@@ -339,12 +342,13 @@ struct BenchKernelSet {
     var backward: BackwardKernel
     var adamW: AdamWKernel
 
-    /// The portable scalar kernels of `MoEKernels`.
-    static var scalar: BenchKernelSet {
-        BenchKernelSet(
-            name: "scalar", sampleBatch: MoEKernels.sampleBatch, forward: MoEKernels.forward,
-            reconstructionLoss: MoEKernels.reconstructionLoss, loadBalancing: MoEKernels.loadBalancing,
-            backward: MoEKernels.backward, adamW: MoEKernels.adamW)
+    /// The engine's kernel set of `variant`, named after it (`scalar`, `simd-avx2`, ...).
+    static func engine(_ variant: KernelVariant) -> BenchKernelSet {
+        let k = KernelSet(variant)
+        return BenchKernelSet(
+            name: variant.rawValue, variant: variant, sampleBatch: k.sampleBatch, forward: k.forward,
+            reconstructionLoss: k.reconstructionLoss, loadBalancing: k.loadBalancing, backward: k.backward,
+            adamW: k.adamW)
     }
 }
 
@@ -355,14 +359,10 @@ struct BenchVariant {
     var description: String
     var make: (BenchUnit) throws -> (Int) -> Void
 
-    /// Every variant, the reference (baseline of the speedups) first. Adding a kernel variant is one line, e.g.
-    ///     .kernels(BenchKernelSet(name: "simd", sampleBatch: SIMDKernels.sampleBatch, forward: ..., ...)),
+    /// Every variant this CPU runs, the reference (baseline of the speedups) first: the naive reference, then each
+    /// engine kernel set (`scalar`, `simd-baseline`, and `simd-avx2` / `simd-avx512` where the CPU has them).
     static var all: [BenchVariant] {
-        [
-            .naive,
-            .kernels(.scalar, trainingStepViaTrainer: true),
-            .kernels(BenchKernelSet(name: "simd", sampleBatch: MoEKernels.sampleBatch, forward: MoEKernelsSIMD.forward, reconstructionLoss: MoEKernels.reconstructionLoss, loadBalancing: MoEKernels.loadBalancing, backward: MoEKernelsSIMD.backward, adamW: MoEKernelsSIMD.adamW)),
-        ]
+        [.naive] + KernelVariant.supported.map { .kernels(.engine($0), trainingStepViaTrainer: true) }
     }
 
     /// The naive reference: `NaiveMoE` (nested Double arrays, every expert evaluated densely) for forward,
@@ -418,13 +418,14 @@ final class KernelFixture {
         probability = [Float](repeating: s.probability, count: s.n)
         importance = [Float](repeating: 1, count: s.n)
         rng = RandomStream(seed: 7, path: [0, StreamPurpose.data.rawValue])
-        if viaTrainer && unit.kind == .step {
+        if viaTrainer && set.variant != nil && unit.kind == .step {
             var config = TrainingConfig()
             config.steps = 1 << 40
             config.batchSize = s.batch
             config.loadBalancing = s.loadBalancing
             trainer = try Trainer(
-                model: model, data: .uniform(featureCount: s.n, probability: s.probability), config: config, seed: 7)
+                model: model, data: .uniform(featureCount: s.n, probability: s.probability), config: config, seed: 7,
+                kernels: set.variant ?? .scalar)
         } else {
             trainer = nil
         }

@@ -41,7 +41,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Silence progress and the script's print output.")
     var quiet = false
 
-    @Option(help: "Kernel implementation: scalar, simd or auto (default: $TOYMOE_KERNELS, else auto = scalar). Recorded in provenance.json.")
+    @Option(help: "Kernel implementation: auto or simd (the widest SIMD build this CPU runs), scalar (alias naive), simd-baseline, simd-avx2 or simd-avx512 (default: $TOYMOE_KERNELS, else auto). Recorded in provenance.json.")
     var kernels: String?
 
     @Option(name: .customLong("memory-limit"), help: "Memory cap per Lua state in MiB, counting model buffers.")
@@ -54,9 +54,10 @@ struct RunCommand: ParsableCommand {
     var instructionLimit: UInt64 = 0
 
     func validate() throws {
-        if let k = kernels, KernelVariant.parse(k) == nil {
-            throw ValidationError("--kernels: expected scalar, simd or auto, got '\(k)'")
+        if let k = kernels, case .failure(let e) = KernelVariant.resolve(k) {
+            throw ValidationError("--kernels: \(e.message)")
         }
+        if kernels == nil, let e = KernelVariant.environmentError { throw ValidationError(e.message) }
         if jobs < 1 { throw ValidationError("--jobs: expected a positive integer, got \(jobs)") }
         if memoryLimit < 16 { throw ValidationError("--memory-limit: expected at least 16 (MiB), got \(memoryLimit)") }
         if !(timeLimit >= 0) || !timeLimit.isFinite { throw ValidationError("--time-limit: expected seconds ≥ 0, got \(timeLimit)") }
@@ -92,7 +93,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let k = kernels, let variant = KernelVariant.parse(k) { KernelVariant.selected = variant }
+        if let k = kernels { try KernelVariant.select(k) }
         let scriptURL = URL(fileURLWithPath: script)
         guard FileManager.default.fileExists(atPath: scriptURL.path) else {
             throw ValidationError("script '\(script)' does not exist")

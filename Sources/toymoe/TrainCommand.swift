@@ -80,20 +80,21 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
-    @Option(help: "Kernel implementation: scalar, simd or auto (default: $TOYMOE_KERNELS, else auto = scalar). Recorded in provenance.json.")
+    @Option(help: "Kernel implementation: auto or simd (the widest SIMD build this CPU runs), scalar (alias naive), simd-baseline, simd-avx2 or simd-avx512 (default: $TOYMOE_KERNELS, else auto). Recorded in provenance.json.")
     var kernels: String?
 
     func validate() throws {
-        if let k = kernels, KernelVariant.parse(k) == nil {
-            throw ValidationError("--kernels: expected scalar, simd or auto, got '\(k)'")
+        if let k = kernels, case .failure(let e) = KernelVariant.resolve(k) {
+            throw ValidationError("--kernels: \(e.message)")
         }
+        if kernels == nil, let e = KernelVariant.environmentError { throw ValidationError(e.message) }
         if let l = loss, LossNormalization(rawValue: l) == nil {
             throw ValidationError("--loss: expected 'sum' or 'mean', got '\(l)'")
         }
     }
 
     func run() throws {
-        if let k = kernels, let variant = KernelVariant.parse(k) { KernelVariant.selected = variant }
+        if let k = kernels { try KernelVariant.select(k) }
         var model = ModelConfig(featureCount: 20, hiddenCount: 6)
         var p: Float = 0.1
         var base = 0.7

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ToyMoEIO
+import ToyMoEKernels
 
 /// `toymoe bench`: the harness runs, writes well-formed JSON and its help. No timing assertions: speed is
 /// measured by benchmarks (BENCHMARKS.md), not by tests.
@@ -33,7 +34,7 @@ import ToyMoEIO
             #expect(unit["shape"]?["batch_size"]?.intValue == 512)
             #expect((unit["flops_per_iteration"]?.doubleValue ?? 0) > 0)
             let variants = try #require(unit["variants"]?.arrayValue)
-            #expect(variants.compactMap { $0["name"]?.stringValue } == ["naive", "scalar", "simd"])
+            #expect(variants.compactMap { $0["name"]?.stringValue } == ["naive"] + KernelVariant.supported.map(\.rawValue))
             for v in variants {
                 let seconds = try #require(v["seconds_per_iteration"])
                 #expect(seconds["samples"]?.arrayValue?.count == 2)

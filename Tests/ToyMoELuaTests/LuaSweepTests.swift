@@ -190,12 +190,19 @@ import ToyMoEIO
         let simd = try Self.toymoe(["run", "s.lua", "steps=20", "--out", "simd", "--kernels", "simd"], in: dir)
         #expect(simd.status == 0, "\(simd.stderr)")
         let simdProvenance = try JSONValue(contentsOf: dir.appendingPathComponent("simd/provenance.json"))
-        #expect(simdProvenance["kernel_variant"]?.stringValue == "simd")
-        let envSIMD = try Self.toymoe(["run", "s.lua", "steps=20", "--out", "envsimd"], environment: ["TOYMOE_KERNELS": "simd"], in: dir)
-        #expect(envSIMD.status == 0)
-        #expect(try JSONValue(contentsOf: dir.appendingPathComponent("envsimd/provenance.json"))["kernel_variant"]?.stringValue == "simd")
+        #expect(simdProvenance["kernel_variant"]?.stringValue == KernelVariant.bestSIMD.rawValue)
+        let envScalar = try Self.toymoe(["run", "s.lua", "steps=20", "--out", "envscalar"], environment: ["TOYMOE_KERNELS": "scalar"], in: dir)
+        #expect(envScalar.status == 0)
+        #expect(try JSONValue(contentsOf: dir.appendingPathComponent("envscalar/provenance.json"))["kernel_variant"]?.stringValue == "scalar")
         let badKernels = try Self.toymoe(["run", "s.lua", "--kernels", "avx9"], in: dir)
-        #expect(badKernels.status != 0 && badKernels.stderr.contains("--kernels"))
+        #expect(badKernels.status != 0 && badKernels.stderr.contains("--kernels: unknown kernel variant 'avx9'"), "\(badKernels.stderr)")
+        let badEnv = try Self.toymoe(["run", "s.lua", "--out", "badenv"], environment: ["TOYMOE_KERNELS": "avx9"], in: dir)
+        #expect(badEnv.status != 0 && badEnv.stderr.contains("TOYMOE_KERNELS: unknown kernel variant 'avx9'"), "\(badEnv.stderr)")
+        for v in KernelVariant.allCases where !v.isSupported {
+            // An ISA this CPU lacks is refused with a reason, never run into a SIGILL.
+            let r = try Self.toymoe(["run", "s.lua", "--out", "unsupported", "--kernels", v.rawValue], in: dir)
+            #expect(r.status != 0 && r.stderr.contains("lacks"), "\(r.stderr)")
+        }
 
         let missing = try Self.toymoe(["run", "nope.lua"], in: dir)
         #expect(missing.status != 0 && missing.stderr.contains("nope.lua"))

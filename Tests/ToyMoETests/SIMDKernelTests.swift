@@ -1,10 +1,16 @@
 import Testing
+import Foundation
 import ToyMoE
 import ToyMoEKernels
 
-/// The SIMD kernels (`MoEKernelsSIMD`) against the scalar kernels (`MoEKernels`) on awkward shapes (sizes that are
-/// not multiples of the SIMD widths, n or m of 1, E = 1, k = E), and against the naive Double twin.
+/// Every SIMD build this CPU runs (`simd-baseline`, and `simd-avx2` / `simd-avx512` where supported) against the
+/// scalar kernels (`MoEKernels`) on awkward shapes (sizes that are not multiples of the SIMD widths, n or m of 1,
+/// E = 1, k = E), and against the naive Double twin.
 @Suite struct SIMDKernelTests {
+
+    /// The SIMD variants this machine can execute; the others are compiled but cannot be run here
+    /// (`ISACoverageTests` checks the CPU detection itself).
+    static let variants = KernelVariant.supported.filter(\.isSIMD)
 
     static let featureCounts = [1, 3, 7, 16, 33]
     static let hiddenCounts = [1, 2, 5, 8, 17]
@@ -72,7 +78,7 @@ import ToyMoEKernels
         return out
     }
 
-    static func run(_ c: Case, seed: UInt64) {
+    static func run(_ c: Case, seed: UInt64, _ K: KernelSet) {
         let L = MoELayout(n: c.n, m: c.m, experts: c.E, active: c.k)
         let B = c.batch, n = c.n, m = c.m, E = c.E, k = c.k
         var rng = RandomStream(seed: seed, path: [UInt64(n), UInt64(m), UInt64(E), UInt64(k), UInt64(B)])
@@ -91,10 +97,10 @@ import ToyMoEKernels
 
         // Forward: every activation the backward pass reads.
         MoEKernels.forward(params: params, layout: L, batch: B, tieBreak: c.tieBreak, act: sa)
-        MoEKernelsSIMD.forward(params: params, layout: L, batch: B, tieBreak: c.tieBreak, act: va)
+        K.forward(params, L, B, c.tieBreak, va)
         var sameExperts = true
         for t in 0..<(B * k) where sa.selected[t] != va.selected[t] { sameExperts = false }
-        #expect(sameExperts, "\(c): selected experts differ")
+        #expect(sameExperts, "\(K.variant) \(c): selected experts differ")
         guard sameExperts else { return }
         agree(va.probs, sa.probs, B * E, "\(c): probs")
         agree(va.gates, sa.gates, B * k, "\(c): gates")
@@ -130,9 +136,7 @@ import ToyMoEKernels
             lbAlpha: alpha, act: sa)
         let dxhatS = Array(UnsafeBufferPointer(start: sa.dxhat, count: n))
         let dgateS = Array(UnsafeBufferPointer(start: sa.dgate, count: k))
-        MoEKernelsSIMD.backward(
-            params: params, grads: gV, layout: L, batch: B, importance: importance, lossScale: Float(scale),
-            lbAlpha: alpha, act: sa)
+        K.backward(params, gV, L, B, importance, Float(scale), alpha, sa)
         agree(gV + L.wOffset, gS + L.wOffset, E * n * m, "\(c): dW")
         agree(gV + L.bOffset, gS + L.bOffset, E * n, "\(c): db")
         agree(gV + L.gOffset, gS + L.gOffset, E * n, "\(c): dG")
@@ -143,8 +147,10 @@ import ToyMoEKernels
 
     @Test("SIMD forward/loss/backward equal the scalar kernels on awkward shapes", arguments: featureCounts, hiddenCounts)
     func simdMatchesScalar(n: Int, m: Int) {
-        for (index, c) in Self.cases(n: n, m: m).enumerated() {
-            Self.run(c, seed: UInt64(1000 + index))
+        for v in Self.variants {
+            for (index, c) in Self.cases(n: n, m: m).enumerated() {
+                Self.run(c, seed: UInt64(1000 + index), KernelSet(v))
+            }
         }
     }
 
@@ -161,20 +167,29 @@ import ToyMoEKernels
         pV.update(from: pS, count: count)
         mV.update(from: mS, count: count)
         vV.update(from: vS, count: count)
+        let start: [[Float]] = [pS, mS, vS].map { (p: UnsafeMutablePointer<Float>) in Array(UnsafeBufferPointer(start: p, count: count)) }
+        var grads: [[Float]] = []
         for step in 1...5 {
             Self.fill(g, count, rng: &rng)
             if count > 2 { g[1] = 0 }
+            grads.append(Array(UnsafeBufferPointer(start: g, count: count)))
             MoEKernels.adamW(
                 params: pS, grads: g, m1: mS, m2: vS, count: count, step: step, lr: 0.01, beta1: 0.9, beta2: 0.999,
                 eps: 1e-8, weightDecay: 0.01)
-            MoEKernelsSIMD.adamW(
-                params: pV, grads: g, m1: mV, m2: vV, count: count, step: step, lr: 0.01, beta1: 0.9, beta2: 0.999,
-                eps: 1e-8, weightDecay: 0.01)
         }
-        for (a, b) in [(pV, pS), (mV, mS), (vV, vS)] {
-            let got = Array(UnsafeBufferPointer(start: a, count: count))
-            let want = Array(UnsafeBufferPointer(start: b, count: count))
-            #expect(got == want)
+        for v in Self.variants {
+            let K = KernelSet(v)
+            pV.update(from: start[0], count: count)
+            mV.update(from: start[1], count: count)
+            vV.update(from: start[2], count: count)
+            for (t, gt) in grads.enumerated() {
+                gt.withUnsafeBufferPointer { K.adamW(pV, $0.baseAddress!, mV, vV, count, t + 1, 0.01, 0.9, 0.999, 1e-8, 0.01) }
+            }
+            for (a, b) in [(pV, pS), (mV, mS), (vV, vS)] {
+                let got = Array(UnsafeBufferPointer(start: a, count: count))
+                let want = Array(UnsafeBufferPointer(start: b, count: count))
+                #expect(got == want, "\(v)")
+            }
         }
     }
 
@@ -184,6 +199,10 @@ import ToyMoEKernels
         arguments: [(n: 33, m: 17, E: 1, k: 1), (n: 20, m: 6, E: 3, k: 2), (n: 7, m: 5, E: 3, k: 3), (n: 16, m: 1, E: 3, k: 1)],
         [false, true])
     func simdMatchesNaive(shape s: (n: Int, m: Int, E: Int, k: Int), lb: Bool) throws {
+        for v in Self.variants { try simdMatchesNaive(shape: s, lb: lb, KernelSet(v)) }
+    }
+
+    func simdMatchesNaive(shape s: (n: Int, m: Int, E: Int, k: Int), lb: Bool, _ K: KernelSet) throws {
         let model = try Support.model(n: s.n, m: s.m, E: s.E, k: s.k, seed: UInt64(70 + s.n))
         let B = 24
         let L = model.layout
@@ -194,7 +213,7 @@ import ToyMoEKernels
         let act = ws.activations
         x.withUnsafeBufferPointer { ws.x.update(from: $0.baseAddress!, count: B * s.n) }
         let params = UnsafePointer(model.parameters.baseAddress!)
-        MoEKernelsSIMD.forward(params: params, layout: L, batch: B, tieBreak: .lowestIndex, act: act)
+        K.forward(params, L, B, .lowestIndex, act)
 
         let naive = NaiveMoE(model)
         let rows = Support.rows(x, n: s.n)
@@ -218,22 +237,20 @@ import ToyMoEKernels
         var grads = [Float](repeating: 0, count: L.count)
         grads.withUnsafeMutableBufferPointer { g in
             importance.withUnsafeBufferPointer { imp in
-                MoEKernelsSIMD.backward(
-                    params: params, grads: g.baseAddress!, layout: L, batch: B, importance: imp.baseAddress!,
-                    lossScale: Float(scale), lbAlpha: alpha, act: act)
+                K.backward(params, g.baseAddress!, L, B, imp.baseAddress!, Float(scale), alpha, act)
             }
         }
         let want = NaiveMoE.flatten(naive.gradients(rows, importance: impD, normalization: normalization, lbAlpha: lb ? 0.01 : nil))
         let gscale = max(Support.maxAbs(want), 1e-3)
         for (g, w) in zip(grads, want) {
-            #expect(abs(Double(g) - w) < 2e-5 * gscale, "gradient entry differs: \(g) vs \(w)")
+            #expect(abs(Double(g) - w) < 2e-5 * gscale, "\(K.variant): gradient entry differs: \(g) vs \(w)")
         }
     }
 }
 
-/// The trainer with the SIMD kernels selected.
+/// The trainer with each SIMD build selected.
 @Suite struct SIMDTrainerTests {
-    @Test("Trainer(kernels: .simd) follows the scalar trainer step by step, and still shows Fig. 1's superposition")
+    @Test("Trainer with each SIMD build follows the scalar trainer step by step, and still shows Fig. 1's superposition")
     func simdTrainer() throws {
         func losses(_ k: KernelVariant) throws -> [Double] {
             let model = try Model(config: ModelConfig(featureCount: 12, hiddenCount: 3, expertCount: 3, activeExpertCount: 2), seed: 5)
@@ -243,26 +260,60 @@ import ToyMoEKernels
             cfg.loadBalancing = true
             return try Trainer(model: model, data: .uniform(featureCount: 12, probability: 0.3), config: cfg, seed: 5, kernels: k).run().history
         }
-        let a = try losses(.scalar), b = try losses(.simd)
-        #expect(a.count == b.count)
-        #expect(abs(a[0] - b[0]) <= 1e-6 * abs(a[0]))  // same parameters, same batch: rounding only
-        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-3 * abs(x), "scalar \(x) vs simd \(y)") }
+        let a = try losses(.scalar)
+        for v in SIMDKernelTests.variants {
+            let b = try losses(v)
+            #expect(a.count == b.count)
+            #expect(abs(a[0] - b[0]) <= 1e-6 * abs(a[0]), "\(v)")  // same parameters, same batch: rounding only
+            for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-3 * abs(x), "scalar \(x) vs \(v) \(y)") }
 
-        let model = try Model(config: .dense(featureCount: 20, hiddenCount: 6), seed: 1)
-        var cfg = TrainingConfig()
-        cfg.steps = 2500
-        let data = DataDistribution.uniform(featureCount: 20, probability: 0.1, importance: Schedules.geometric(base: 0.7, count: 20))
-        let trainer = try Trainer(model: model, data: data, config: cfg, seed: 1, kernels: .simd)
-        #expect(trainer.kernels == .simd)
-        _ = trainer.run()
-        #expect(Metrics.geometrySummary(model.expertMatrices()[0]).representedCount >= 8)
+            let model = try Model(config: .dense(featureCount: 20, hiddenCount: 6), seed: 1)
+            var cfg = TrainingConfig()
+            cfg.steps = 2500
+            let data = DataDistribution.uniform(featureCount: 20, probability: 0.1, importance: Schedules.geometric(base: 0.7, count: 20))
+            let trainer = try Trainer(model: model, data: data, config: cfg, seed: 1, kernels: v)
+            #expect(trainer.kernels == v)
+            _ = trainer.run()
+            #expect(Metrics.geometrySummary(model.expertMatrices()[0]).representedCount >= 8, "\(v)")
+        }
     }
 
-    @Test("Kernel names: scalar, simd, auto (= scalar for now); anything else is refused")
-    func parse() {
-        #expect(KernelVariant.parse("simd") == .simd)
+    @Test("Kernel names: auto and simd pick the widest supported build, scalar/naive the scalar kernels; unknown or unsupported names are refused with a reason")
+    func parse() throws {
+        #expect(KernelVariant.parse("simd") == KernelVariant.bestSIMD)
+        #expect(KernelVariant.parse("auto") == KernelVariant.bestSIMD)
         #expect(KernelVariant.parse("scalar") == .scalar)
-        #expect(KernelVariant.parse("auto") == .scalar)
+        #expect(KernelVariant.parse("naive") == .scalar)
+        #expect(KernelVariant.parse("simd-baseline") == .simdBaseline)
         #expect(KernelVariant.parse("avx9") == nil)
+        guard case .failure(let unknown) = KernelVariant.resolve("avx9") else { Issue.record("avx9 accepted"); return }
+        #expect(unknown.message.contains("unknown kernel variant 'avx9'") && unknown.message.contains("simd-avx2"))
+        for v in KernelVariant.allCases where !v.isSupported {
+            guard case .failure(let e) = KernelVariant.resolve(v.rawValue) else { Issue.record("\(v) accepted"); continue }
+            #expect(e.message.contains("lacks"), "\(e.message)")
+            // A trainer asked for it falls back to a variant this CPU runs instead of dying with SIGILL.
+            #expect(KernelSet(v).variant == KernelVariant.bestSIMD)
+        }
+        #expect(KernelVariant.bestSIMD.isSupported)
+    }
+}
+
+/// The run-time CPU check (`CToyMoECPU`, CPUID + XGETBV) against the kernel's own view in /proc/cpuinfo.
+@Suite struct ISACoverageTests {
+    @Test("CPU detection agrees with /proc/cpuinfo's flags for the x86-64-v3 and v4 feature sets")
+    func detectionMatchesCPUInfo() throws {
+        #if arch(x86_64) && os(Linux)
+        let text = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {
+            Issue.record("no flags line in /proc/cpuinfo")
+            return
+        }
+        let flags = Set(line.split(separator: ":")[1].split(separator: " ").map(String.init))
+        let v3 = ["avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "movbe", "abm", "xsave"].allSatisfy(flags.contains)
+        let v4 = v3 && ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+        #expect(KernelVariant.simdAVX2.isSupported == v3, "cpuinfo says v3 = \(v3)")
+        #expect(KernelVariant.simdAVX512.isSupported == v4, "cpuinfo says v4 = \(v4)")
+        print("ISA coverage on \(KernelVariant.cpuName): runs \(KernelVariant.supported.map(\.rawValue)); compiled but not runnable here: \(KernelVariant.allCases.filter { !$0.isSupported }.map(\.rawValue))")
+        #endif
     }
 }

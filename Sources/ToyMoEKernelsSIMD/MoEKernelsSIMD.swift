@@ -1,19 +1,46 @@
 // SIMD variant of the toy-MoE kernels: same signatures, same activations, same gradient-accumulation contract as
 // `MoEKernels` (see MoEKernels.swift for the layout and the math). Only the loop bodies differ.
 //
-// Code generation (see NOTES.md "SIMD code generation"): this module is built for baseline x86-64 (SSE2, no FMA).
-// There `SIMD*.addProduct` / `addingProduct` lower to one libm `fmaf` call per lane, so every multiply-accumulate
-// here is written `acc += a * b` (a vector mul followed by a vector add). SIMD8<Float> is two SSE registers and
-// SIMD4<Float> one; wider types only add register pressure without changing instruction throughput.
+// One source, three modules: this file is compiled as `ToyMoEKernelsSIMD` (baseline ISA), and through symlinks as
+// `ToyMoEKernelsAVX2` (-march=x86-64-v3, TOYMOE_FMA) and `ToyMoEKernelsAVX512` (-march=x86-64-v4, TOYMOE_FMA,
+// TOYMOE_AVX512). `KernelVariant` decides at run time which copy this CPU may call (Package.swift explains why
+// they are separate modules). Callers name the copy by module: `ToyMoEKernelsAVX2.MoEKernelsSIMD.forward`.
+//
+// Code generation (NOTES.md "SIMD code generation"): in the baseline build `SIMD*.addProduct` lowers to one libm
+// `fmaf` call per lane, so every multiply-accumulate goes through `madd`, which is a fused multiply-add only where
+// the module is built with FMA and `acc + a * b` otherwise. SIMD8<Float> is two SSE registers in the baseline
+// build and one YMM register with AVX2/AVX-512.
 //
 // Memory: the activation buffers come from one `Workspace` allocation at arbitrary Float offsets, and parameter rows
 // start at multiples of m, so nothing is 16-byte aligned: every vector access goes through `loadUnaligned` /
 // `storeBytes` (movups, which costs nothing extra on aligned data). No vector access ever touches memory outside
 // the row it belongs to: each loop finishes with a SIMD4 step and a scalar tail instead of over-reading.
 //
-// Summation order differs from the scalar kernels (partial sums per lane), so results agree to Float rounding,
-// not bitwise. AdamW is element-wise with the scalar kernel's exact operation order and is bitwise identical.
-// Sampling is not vectorized: its random draws are inherently sequential, so callers keep `MoEKernels.sampleBatch`.
+// Summation order differs from the scalar kernels (partial sums per lane), and FMA rounds once where the baseline
+// rounds twice, so the three builds agree with the scalar kernels (and each other) to Float rounding, not bitwise.
+// AdamW is element-wise with the scalar kernel's exact operation order and no `madd`: bitwise identical in every
+// build. Sampling is not vectorized here: its random draws are sequential per model, so callers keep
+// `MoEKernels.sampleBatch`.
+import ToyMoEKernels
+
+/// acc + a·b, fused (one rounding) where this module is built with FMA, else a multiply and an add.
+@inline(__always)
+private func madd<V: SIMD>(_ acc: V, _ a: V, _ b: V) -> V where V.Scalar == Float {
+    #if TOYMOE_FMA
+    return acc.addingProduct(a, b)
+    #else
+    return acc + a * b
+    #endif
+}
+
+@inline(__always)
+private func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
+    #if TOYMOE_FMA
+    return acc.addingProduct(a, b)
+    #else
+    return acc + a * b
+    #endif
+}
 
 // MARK: - Unaligned vector access
 
@@ -48,23 +75,23 @@ public enum MoEKernelsSIMD {
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
         var t = 0
         while t + 16 <= count {
-            acc0 += load8(a + t) * load8(b + t)
-            acc1 += load8(a + t + 8) * load8(b + t + 8)
+            acc0 = madd(acc0, load8(a + t), load8(b + t))
+            acc1 = madd(acc1, load8(a + t + 8), load8(b + t + 8))
             t += 16
         }
         if t + 8 <= count {
-            acc0 += load8(a + t) * load8(b + t)
+            acc0 = madd(acc0, load8(a + t), load8(b + t))
             t += 8
         }
         acc0 += acc1
         var acc4 = acc0.lowHalf + acc0.highHalf
         if t + 4 <= count {
-            acc4 += load4(a + t) * load4(b + t)
+            acc4 = madd(acc4, load4(a + t), load4(b + t))
             t += 4
         }
         var s = acc4.sum()
         while t < count {
-            s += a[t] * b[t]
+            s = madd(s, a[t], b[t])
             t += 1
         }
         return s
@@ -76,15 +103,15 @@ public enum MoEKernelsSIMD {
         let a8 = SIMD8<Float>(repeating: alpha)
         var t = 0
         while t + 8 <= count {
-            store8(load8(y + t) + load8(x + t) * a8, y + t)
+            store8(madd(load8(y + t), load8(x + t), a8), y + t)
             t += 8
         }
         if t + 4 <= count {
-            store4(load4(y + t) + load4(x + t) * a8.lowHalf, y + t)
+            store4(madd(load4(y + t), load4(x + t), a8.lowHalf), y + t)
             t += 4
         }
         while t < count {
-            y[t] += x[t] * alpha
+            y[t] = madd(y[t], x[t], alpha)
             t += 1
         }
     }
@@ -100,20 +127,20 @@ public enum MoEKernelsSIMD {
         var t = 0
         while t + 8 <= count {
             let hv = load8(h + t)
-            a0 += load8(w0 + t) * hv
-            a1 += load8(w1 + t) * hv
-            a2 += load8(w2 + t) * hv
-            a3 += load8(w3 + t) * hv
+            a0 = madd(a0, load8(w0 + t), hv)
+            a1 = madd(a1, load8(w1 + t), hv)
+            a2 = madd(a2, load8(w2 + t), hv)
+            a3 = madd(a3, load8(w3 + t), hv)
             t += 8
         }
         var r0 = a0.lowHalf + a0.highHalf, r1 = a1.lowHalf + a1.highHalf
         var r2 = a2.lowHalf + a2.highHalf, r3 = a3.lowHalf + a3.highHalf
         if t + 4 <= count {
             let hv = load4(h + t)
-            r0 += load4(w0 + t) * hv
-            r1 += load4(w1 + t) * hv
-            r2 += load4(w2 + t) * hv
-            r3 += load4(w3 + t) * hv
+            r0 = madd(r0, load4(w0 + t), hv)
+            r1 = madd(r1, load4(w1 + t), hv)
+            r2 = madd(r2, load4(w2 + t), hv)
+            r3 = madd(r3, load4(w3 + t), hv)
             t += 4
         }
         // Transpose-reduce: s01 = (r0₀+r0₂, r0₁+r0₃, r1₀+r1₂, r1₁+r1₃), likewise s23; then add even and odd lanes.
@@ -122,7 +149,7 @@ public enum MoEKernelsSIMD {
         let both = SIMD8(lowHalf: s01, highHalf: s23)
         var sums = both.evenHalf + both.oddHalf
         while t < count {
-            sums += SIMD4(w0[t], w1[t], w2[t], w3[t]) * SIMD4(repeating: h[t])
+            sums = madd(sums, SIMD4(w0[t], w1[t], w2[t], w3[t]), SIMD4(repeating: h[t]))
             t += 1
         }
         return sums
@@ -314,23 +341,25 @@ public enum MoEKernelsSIMD {
             let d2 = SIMD8(repeating: dpre[2]), d3 = SIMD8(repeating: dpre[3])
             while a + 8 <= m {
                 let w = load8(wrow + a)
-                store8(load8(dwrow + a) + d0 * load8(h0 + a) + d1 * load8(h1 + a) + d2 * load8(h2 + a)
-                       + d3 * load8(h3 + a), dwrow + a)
-                store8(load8(dh0 + a) + w * d0, dh0 + a)
-                store8(load8(dh1 + a) + w * d1, dh1 + a)
-                store8(load8(dh2 + a) + w * d2, dh2 + a)
-                store8(load8(dh3 + a) + w * d3, dh3 + a)
+                let dw = madd(madd(madd(madd(load8(dwrow + a), d0, load8(h0 + a)), d1, load8(h1 + a)), d2,
+                                   load8(h2 + a)), d3, load8(h3 + a))
+                store8(dw, dwrow + a)
+                store8(madd(load8(dh0 + a), w, d0), dh0 + a)
+                store8(madd(load8(dh1 + a), w, d1), dh1 + a)
+                store8(madd(load8(dh2 + a), w, d2), dh2 + a)
+                store8(madd(load8(dh3 + a), w, d3), dh3 + a)
                 a += 8
             }
             if a + 4 <= m {
                 let w = load4(wrow + a)
                 let e0 = d0.lowHalf, e1 = d1.lowHalf, e2 = d2.lowHalf, e3 = d3.lowHalf
-                store4(load4(dwrow + a) + e0 * load4(h0 + a) + e1 * load4(h1 + a) + e2 * load4(h2 + a)
-                       + e3 * load4(h3 + a), dwrow + a)
-                store4(load4(dh0 + a) + w * e0, dh0 + a)
-                store4(load4(dh1 + a) + w * e1, dh1 + a)
-                store4(load4(dh2 + a) + w * e2, dh2 + a)
-                store4(load4(dh3 + a) + w * e3, dh3 + a)
+                let dw = madd(madd(madd(madd(load4(dwrow + a), e0, load4(h0 + a)), e1, load4(h1 + a)), e2,
+                                   load4(h2 + a)), e3, load4(h3 + a))
+                store4(dw, dwrow + a)
+                store4(madd(load4(dh0 + a), w, e0), dh0 + a)
+                store4(madd(load4(dh1 + a), w, e1), dh1 + a)
+                store4(madd(load4(dh2 + a), w, e2), dh2 + a)
+                store4(madd(load4(dh3 + a), w, e3), dh3 + a)
                 a += 4
             }
             while a < m {
@@ -405,13 +434,8 @@ public enum MoEKernelsSIMD {
         m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
         eps: Double, weightDecay: Double
     ) {
-        let bc1 = 1 - _pow(beta1, Double(step))
-        let bc2 = 1 - _pow(beta2, Double(step))
-        let stepSize = Float(lr / bc1)
-        let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = Float(1 - lr * weightDecay)
-        let b2 = Float(beta2), e = Float(eps)
-        let c1 = Float(1 - beta1), c2 = Float(1 - beta2)
+        let k = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        let stepSize = k.stepSize, bc2Sqrt = k.bc2Sqrt, decay = k.decay, b2 = k.beta2, e = k.eps, c1 = k.c1, c2 = k.c2
 
         @inline(__always)
         func chunk(_ i: Int) {
