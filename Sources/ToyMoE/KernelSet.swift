@@ -28,11 +28,16 @@ public struct KernelSet {
 
     public let variant: KernelVariant
     public let sampleBatch: Sample
-    public let forward: Forward
+    public private(set) var forward: Forward
     public let reconstructionLoss: Loss
     public let loadBalancing: LoadBalancing
-    public let backward: Backward
+    public private(set) var backward: Backward
     public let adamW: AdamW
+
+    /// For the SIMD variants: the code paths `forward`/`backward` choose between by shape ("per-sample" for narrow
+    /// experts, "tiled" for wide ones, see `MoEKernelsSIMD.usesTiledPath`), each callable on any shape, so tests and
+    /// benchmarks can check and time both everywhere. Empty for `scalar`.
+    public let paths: [(name: String, forward: Forward, backward: Backward)]
 
     /// The set of `variant`. A variant this CPU cannot run is replaced by the widest one it can (callers that
     /// must not fall back check `variant.isSupported` first; `KernelVariant.resolve` reports why).
@@ -47,18 +52,39 @@ public struct KernelSet {
             forward = MoEKernels.forward
             backward = MoEKernels.backward
             adamW = MoEKernels.adamW
+            paths = []
         case .simdBaseline:
             forward = ToyMoEKernelsSIMD.MoEKernelsSIMD.forward
             backward = ToyMoEKernelsSIMD.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsSIMD.MoEKernelsSIMD.adamW
+            paths = [
+                ("per-sample", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardPerSample),
+                ("tiled", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardTiled),
+            ]
         case .simdAVX2:
             forward = ToyMoEKernelsAVX2.MoEKernelsSIMD.forward
             backward = ToyMoEKernelsAVX2.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsAVX2.MoEKernelsSIMD.adamW
+            paths = [
+                ("per-sample", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardPerSample),
+                ("tiled", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardTiled),
+            ]
         case .simdAVX512:
             forward = ToyMoEKernelsAVX512.MoEKernelsSIMD.forward
             backward = ToyMoEKernelsAVX512.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsAVX512.MoEKernelsSIMD.adamW
+            paths = [
+                ("per-sample", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardPerSample),
+                ("tiled", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardTiled),
+            ]
         }
+    }
+
+    /// This set with another forward/backward pair (e.g. one of `paths`), for twin tests and benchmarks.
+    public func with(forward: @escaping Forward, backward: @escaping Backward) -> KernelSet {
+        var copy = self
+        copy.forward = forward
+        copy.backward = backward
+        return copy
     }
 }

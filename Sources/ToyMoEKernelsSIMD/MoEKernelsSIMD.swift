@@ -190,6 +190,17 @@ public enum MoEKernelsSIMD {
     public static func forward(
         params: UnsafePointer<Float>, layout L: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations
     ) {
+        if usesTiledPath(L) {
+            forwardTiled(params: params, layout: L, batch: batch, tieBreak: tieBreak, act: act)
+        } else {
+            forwardPerSample(params: params, layout: L, batch: batch, tieBreak: tieBreak, act: act)
+        }
+    }
+
+    /// The forward pass one sample at a time (the path `forward` takes for narrow experts, see `usesTiledPath`).
+    public static func forwardPerSample(
+        params: UnsafePointer<Float>, layout L: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations
+    ) {
         let n = L.n, m = L.m, E = L.experts, k = L.active
         let W = params + L.wOffset, bias = params + L.bOffset, G = params + L.gOffset
         let zero4 = SIMD4<Float>()
@@ -253,6 +264,23 @@ public enum MoEKernelsSIMD {
     /// - Scratch: 4·m floats for the group's dh and B·k floats for dg, on the stack when small
     ///   (`withUnsafeTemporaryAllocation`); the activations are not modified.
     public static func backward(
+        params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout L: MoELayout, batch: Int,
+        importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations
+    ) {
+        if usesTiledPath(L) {
+            backwardTiled(
+                params: params, grads: grads, layout: L, batch: batch, importance: importance, lossScale: lossScale,
+                lbAlpha: lbAlpha, act: act)
+        } else {
+            backwardPerSample(
+                params: params, grads: grads, layout: L, batch: batch, importance: importance, lossScale: lossScale,
+                lbAlpha: lbAlpha, act: act)
+        }
+    }
+
+    /// The backward pass in groups of 4 samples per expert without packing (the path `backward` takes for narrow
+    /// experts, see `usesTiledPath`).
+    public static func backwardPerSample(
         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout L: MoELayout, batch: Int,
         importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations
     ) {

@@ -46,13 +46,16 @@ import ToyMoEKernels
                 #expect((v["gflops"]?.doubleValue ?? 0) > 0)
             }
             let ratios = try #require(unit["ratios"]?.arrayValue)
-            // Each later variant against every earlier one: scalar/naive, simd/naive, simd/scalar.
-            #expect(ratios.count == 3)
+            // Each later variant against every earlier one: scalar/naive, simd-baseline/naive, simd-baseline/scalar, ...
+            let names = ["naive"] + KernelVariant.supported.map(\.rawValue)
+            var expected = Set<String>()
+            for j in names.indices { for i in 0..<j { expected.insert(names[j] + "/" + names[i]) } }
+            #expect(ratios.count == expected.count)
             let pairs = Set(ratios.compactMap { r -> String? in
                 guard let v = r["variant"]?.stringValue, let ref = r["reference"]?.stringValue else { return nil }
                 return v + "/" + ref
             })
-            #expect(pairs == ["scalar/naive", "simd/naive", "simd/scalar"])
+            #expect(pairs == expected)
             for r in ratios {
                 #expect((r["speedup_median"]?.doubleValue ?? 0) > 0)
                 #expect(r["per_round"]?.arrayValue?.allSatisfy { ($0.doubleValue ?? 0) > 0 } == true)

@@ -12,8 +12,8 @@ import ToyMoEKernels
     /// (`ISACoverageTests` checks the CPU detection itself).
     static let variants = KernelVariant.supported.filter(\.isSIMD)
 
-    static let featureCounts = [1, 3, 7, 16, 33]
-    static let hiddenCounts = [1, 2, 5, 8, 17]
+    static let featureCounts = [1, 3, 7, 16, 33, 50]
+    static let hiddenCounts = [1, 2, 5, 8, 17, 30]
 
     /// Random fill: Gaussian weights; inputs uniform in [0, 1) with about 40% exact zeros (the sparse-skip paths),
     /// and one all-zero sample per batch of ≥ 5 (every logit exactly 0: the tie rule decides the experts).
@@ -151,6 +151,11 @@ import ToyMoEKernels
             for (index, c) in Self.cases(n: n, m: m).enumerated() {
                 Self.run(c, seed: UInt64(1000 + index), KernelSet(v))
             }
+            for path in KernelSet(v).paths {
+                for (index, c) in Self.cases(n: n, m: m).enumerated() {
+                    Self.run(c, seed: UInt64(2000 + index), KernelSet(v).with(forward: path.forward, backward: path.backward))
+                }
+            }
         }
     }
 
@@ -196,10 +201,15 @@ import ToyMoEKernels
     /// SIMD kernels end to end (SIMD forward → loss → L_LB → SIMD backward) against `NaiveMoE` in Double.
     @Test(
         "SIMD kernels equal the naive Double twin",
-        arguments: [(n: 33, m: 17, E: 1, k: 1), (n: 20, m: 6, E: 3, k: 2), (n: 7, m: 5, E: 3, k: 3), (n: 16, m: 1, E: 3, k: 1)],
+        arguments: [(n: 33, m: 17, E: 1, k: 1), (n: 20, m: 6, E: 3, k: 2), (n: 7, m: 5, E: 3, k: 3), (n: 16, m: 1, E: 3, k: 1), (n: 41, m: 12, E: 3, k: 2)],
         [false, true])
     func simdMatchesNaive(shape s: (n: Int, m: Int, E: Int, k: Int), lb: Bool) throws {
-        for v in Self.variants { try simdMatchesNaive(shape: s, lb: lb, KernelSet(v)) }
+        for v in Self.variants {
+            try simdMatchesNaive(shape: s, lb: lb, KernelSet(v))
+            for path in KernelSet(v).paths {
+                try simdMatchesNaive(shape: s, lb: lb, KernelSet(v).with(forward: path.forward, backward: path.backward))
+            }
+        }
     }
 
     func simdMatchesNaive(shape s: (n: Int, m: Int, E: Int, k: Int), lb: Bool, _ K: KernelSet) throws {
