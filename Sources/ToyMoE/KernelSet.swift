@@ -39,6 +39,10 @@ public struct KernelSet {
     /// benchmarks can check and time both everywhere. Empty for `scalar`.
     public let paths: [(name: String, forward: Forward, backward: Backward)]
 
+    /// For the SIMD variants: the multiply-add throughput probe of that build (`MoEKernelsSIMD.peakProbe`), so the
+    /// benchmark measures the peak of the instruction set that actually runs (FMA with AVX2). nil for `scalar`.
+    public let peakProbe: ((Int, Float) -> Float)?
+
     /// The set of `variant`. A variant this CPU cannot run is replaced by the widest one it can (callers that
     /// must not fall back check `variant.isSupported` first; `KernelVariant.resolve` reports why).
     public init(_ variant: KernelVariant) {
@@ -53,10 +57,12 @@ public struct KernelSet {
             backward = MoEKernels.backward
             adamW = MoEKernels.adamW
             paths = []
+            peakProbe = nil
         case .simdBaseline:
             forward = ToyMoEKernelsSIMD.MoEKernelsSIMD.forward
             backward = ToyMoEKernelsSIMD.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsSIMD.MoEKernelsSIMD.adamW
+            peakProbe = ToyMoEKernelsSIMD.MoEKernelsSIMD.peakProbe
             paths = [
                 ("per-sample", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardPerSample),
                 ("tiled", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardTiled),
@@ -65,6 +71,7 @@ public struct KernelSet {
             forward = ToyMoEKernelsAVX2.MoEKernelsSIMD.forward
             backward = ToyMoEKernelsAVX2.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsAVX2.MoEKernelsSIMD.adamW
+            peakProbe = ToyMoEKernelsAVX2.MoEKernelsSIMD.peakProbe
             paths = [
                 ("per-sample", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardPerSample),
                 ("tiled", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardTiled),
@@ -73,6 +80,7 @@ public struct KernelSet {
             forward = ToyMoEKernelsAVX512.MoEKernelsSIMD.forward
             backward = ToyMoEKernelsAVX512.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsAVX512.MoEKernelsSIMD.adamW
+            peakProbe = ToyMoEKernelsAVX512.MoEKernelsSIMD.peakProbe
             paths = [
                 ("per-sample", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardPerSample),
                 ("tiled", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardTiled),

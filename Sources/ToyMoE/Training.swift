@@ -141,13 +141,20 @@ public final class Trainer {
     let kernelSet: KernelSet
     let workspace: Workspace
     let grads: UnsafeMutableBufferPointer<Float>
+    /// Whether each step's gradient is computed as the sum of two half-batch gradients (see `splitsBatch`).
+    public let splitsBatch: Bool
+    /// The second half's gradient and per-sample scratch (allocated only when `splitsBatch`).
+    let halfGrads: UnsafeMutableBufferPointer<Float>?
+    let halfScratch: UnsafeMutableBufferPointer<Float>?
     let moment1: UnsafeMutableBufferPointer<Float>
     let moment2: UnsafeMutableBufferPointer<Float>
     let importance: [Float]
 
+    /// - Parameter splitBatch: nil (the default) splits by shape (`splitsBatch(layout:batch:)`); true/false forces
+    ///   it (for benchmarks and tests; a forced split needs an even batch and is ignored otherwise).
     public init(
         model: Model, data: DataDistribution, config: TrainingConfig, seed: UInt64, modelID: UInt64 = 0,
-        kernels: KernelVariant = KernelVariant.selected
+        kernels: KernelVariant = KernelVariant.selected, splitBatch: Bool? = nil
     ) throws {
         self.kernelSet = KernelSet(kernels)
         try config.validate()
@@ -165,9 +172,25 @@ public final class Trainer {
         moment1.initialize(repeating: 0)
         moment2.initialize(repeating: 0)
         importance = data.importance
+        splitsBatch = config.batchSize % 2 == 0 && config.batchSize >= 2
+            && (splitBatch ?? Trainer.splitsBatch(layout: model.layout, batch: config.batchSize))
+        if splitsBatch {
+            let L = model.layout
+            let h = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            h.initialize(repeating: 0)
+            halfGrads = h
+            let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: L.n + L.active + L.experts + L.m)
+            scratch.initialize(repeating: 0)
+            halfScratch = scratch
+        } else {
+            halfGrads = nil
+            halfScratch = nil
+        }
     }
 
     deinit {
+        halfGrads?.deallocate()
+        halfScratch?.deallocate()
         grads.deallocate()
         moment1.deallocate()
         moment2.deallocate()
@@ -192,9 +215,108 @@ public final class Trainer {
         data.sample(into: workspace.x, batch: config.batchSize, rng: &rng)
     }
 
+    // MARK: - Splitting one model's step over two cores
+
+    /// Forward multiply-adds per step (B·k·n·m) from which a step is split into two batch halves. Measured with
+    /// `toymoe bench --configs P6` (BENCHMARKS.md): below it the second thread's hand-off costs more than it saves.
+    public static let splitThreshold = 2_000_000
+
+    /// Threads a split step uses: 2 on a machine with two or more cores, else 1. Set it to 1 before training when
+    /// other work already occupies the cores (`toymoe run --jobs 2` does). Results do not depend on it.
+    nonisolated(unsafe) public static var intraModelThreads = Swift.min(2, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Whether a step of this shape computes its gradient as two half-batch gradients summed (half 1 + half 2).
+    /// It is a property of the shape only, never of the machine or the thread count, so a run's numbers are the
+    /// same with 1 or 2 threads (the halves are then computed one after the other). Needs an even batch so the
+    /// load-balancing coefficient α·E/B is exactly (α/2)·E/(B/2).
+    public static func splitsBatch(layout L: MoELayout, batch B: Int) -> Bool {
+        B % 2 == 0 && B >= 64 && B * L.active * L.n * L.m >= splitThreshold
+    }
+
+    /// The activations of rows `first ..< first + count` of the batch (pointers into the same workspace), with
+    /// per-sample scratch from `scratch` when given (each concurrent half needs its own).
+    static func rows(_ act: MoEActivations, layout L: MoELayout, from first: Int, scratch: UnsafeMutablePointer<Float>?)
+        -> MoEActivations
+    {
+        let n = L.n, m = L.m, E = L.experts, k = L.active
+        var a = act
+        a.x = act.x + first * n
+        a.probs = act.probs + first * E
+        a.selected = act.selected + first * k
+        a.gates = act.gates + first * k
+        a.hidden = act.hidden + first * k * m
+        a.preact = act.preact + first * k * n
+        a.xhat = act.xhat + first * n
+        if let scratch {
+            a.dxhat = scratch
+            a.dgate = scratch + n
+            a.dprob = scratch + n + k
+            a.dhidden = scratch + n + k + E
+        }
+        return a
+    }
+
+    /// Threads this trainer's split steps use (defaults to `intraModelThreads`; results do not depend on it).
+    public var threads: Int = Trainer.intraModelThreads
+
+    /// Runs `body(0)` and `body(1)`, on two threads when `threads` allows.
+    func halves(_ body: (Int) -> Void) {
+        if threads >= 2 {
+            // The halves touch disjoint rows, scratch and gradient buffers, and read shared parameters only, so
+            // running them concurrently is safe although the closure (holding raw pointers) is not `@Sendable`.
+            withoutActuallyEscaping(body) { body in
+                DispatchQueue.concurrentPerform(
+                    iterations: 2, execute: unsafeBitCast(body, to: (@Sendable (Int) -> Void).self))
+            }
+        } else {
+            body(0)
+            body(1)
+        }
+    }
+
     /// Loss and gradients for the batch currently in the workspace; gradients land in `grads`.
     /// Returns (reconstruction, load-balancing).
     func lossAndGradients() -> (Double, Double) {
+        splitsBatch ? splitLossAndGradients() : wholeLossAndGradients()
+    }
+
+    /// `lossAndGradients` over two batch halves: forward per half, the loss and load-balancing statistics over the
+    /// whole batch, backward per half into its own gradient buffer, then grads = half 1 + half 2. The halves use
+    /// α/2 as the load-balancing weight so that the kernels' α·E/batch becomes (α/2)·E/(B/2) = α·E/B exactly.
+    func splitLossAndGradients() -> (Double, Double) {
+        let L = model.layout
+        let B = config.batchSize, h = B / 2
+        let params = UnsafePointer(model.parameters.baseAddress!)
+        let act = workspace.activations
+        let K = kernelSet
+        let tie = model.config.tieBreak.kernel
+        let parts = [Trainer.rows(act, layout: L, from: 0, scratch: nil),
+                     Trainer.rows(act, layout: L, from: h, scratch: halfScratch!.baseAddress!)]
+        halves { K.forward(params, L, h, tie, parts[$0]) }
+        let scale = lossScale
+        let recon = importance.withUnsafeBufferPointer { imp in
+            K.reconstructionLoss(workspace.x, workspace.xhat, imp.baseAddress!, B, L.n, scale)
+        }
+        var lb = 0.0
+        let alpha: Float? = config.loadBalancing ? Float(config.loadBalancingAlpha) : nil
+        if let alpha { lb = K.loadBalancing(L, B, alpha, act) }
+        let halfAlpha = alpha.map { $0 / 2 }
+        let g0 = grads.baseAddress!, g1 = halfGrads!.baseAddress!
+        let count = grads.count
+        importance.withUnsafeBufferPointer { imp in
+            let importance = imp.baseAddress!
+            halves { part in
+                let g = part == 0 ? g0 : g1
+                g.update(repeating: 0, count: count)
+                K.backward(params, g, L, h, importance, Float(scale), halfAlpha, parts[part])
+            }
+        }
+        for i in 0..<count { g0[i] += g1[i] }
+        return (recon, lb)
+    }
+
+    /// `lossAndGradients` over the whole batch at once.
+    func wholeLossAndGradients() -> (Double, Double) {
         let L = model.layout
         let B = config.batchSize
         let params = UnsafePointer(model.parameters.baseAddress!)

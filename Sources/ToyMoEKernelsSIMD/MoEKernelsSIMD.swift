@@ -451,6 +451,25 @@ public enum MoEKernelsSIMD {
         }
     }
 
+    // MARK: - Peak probe
+
+    /// A throughput probe for the benchmark's peak: 12 independent SIMD8 multiply-add chains (one fused
+    /// multiply-add per lane where this module is built with FMA, a multiply and an add otherwise) for `iterations`
+    /// rounds. 12 chains cover the multiply-add latency at two issues per cycle, so this measures throughput; the
+    /// accumulators stay in registers because the loop calls nothing. Flops: iterations · 12 · 8 · 2.
+    @inline(never)
+    public static func peakProbe(iterations: Int, scale: Float) -> Float {
+        let mul = SIMD8<Float>(repeating: scale), add = SIMD8<Float>(repeating: 1e-7)
+        var a0 = SIMD8<Float>(repeating: 0.1), a1 = a0 + 0.1, a2 = a0 + 0.2, a3 = a0 + 0.3, a4 = a0 + 0.4
+        var a5 = a0 + 0.5, a6 = a0 + 0.6, a7 = a0 + 0.7, a8 = a0 + 0.8, a9 = a0 + 0.9, a10 = a0 + 1, a11 = a0 + 1.1
+        for _ in 0..<iterations {
+            a0 = madd(add, a0, mul); a1 = madd(add, a1, mul); a2 = madd(add, a2, mul); a3 = madd(add, a3, mul)
+            a4 = madd(add, a4, mul); a5 = madd(add, a5, mul); a6 = madd(add, a6, mul); a7 = madd(add, a7, mul)
+            a8 = madd(add, a8, mul); a9 = madd(add, a9, mul); a10 = madd(add, a10, mul); a11 = madd(add, a11, mul)
+        }
+        return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).sum()
+    }
+
     // MARK: - Optimizer
 
     /// One AdamW step with `MoEKernels.adamW`'s semantics, over the flat buffer in SIMD8 chunks (two per iteration

@@ -21,8 +21,11 @@ struct BenchCommand: ParsableCommand {
               P3  dense n=400, m=30: training step, and forward+backward with GFLOP/s (1024)
               P4  each kernel vs its naive twin: sampleBatch, forward, backward, adamW at P3's shape;
                   forward and backward at P2's shape (routing)
+              P6  one model on two cores: training steps of growing dense and MoE shapes (1024), each timed
+                  whole-batch on one thread and split into two batch halves on two threads (the cut-over of
+                  Trainer.splitThreshold); its variants are always those two, with the widest SIMD kernels
             Variants (baseline first): \(BenchVariant.all.map(\.name).joined(separator: ", ")).
-            Method: one thread; each (unit, variant) is warmed up and calibrated to run for at least --min-time
+            Method: one thread (P6: one and two); each (unit, variant) is warmed up and calibrated to run for at least --min-time
             per round; then --repeats rounds alternate the variants (A B, B A, A B, ...). Reported: median time
             per iteration, p10–p90 over rounds, MAD, rate, GFLOP/s (analytic dense-equivalent flop count, see
             BENCHMARKS.md), and speedups (reference time / variant time) computed per round, then median'd.
@@ -32,7 +35,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Write every measurement, the method and the provenance as JSON to this path.")
     var json: String?
 
-    @Option(help: "Comma-separated configurations to run: P1, P2, P3, P4.")
+    @Option(help: "Comma-separated configurations to run: P1, P2, P3, P4, P6.")
     var configs: String = "P1,P2,P3,P4"
 
     @Option(help: "Comma-separated variants to run (default: all; the first one is the reference of the ratios).")
@@ -56,9 +59,9 @@ struct BenchCommand: ParsableCommand {
 
     func selectedConfigs() throws -> [String] {
         let names = configs.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
-        if names.isEmpty { throw ValidationError("--configs: expected at least one of P1, P2, P3, P4") }
-        for n in names where !["P1", "P2", "P3", "P4"].contains(n) {
-            throw ValidationError("--configs: unknown configuration '\(n)'; expected P1, P2, P3 or P4 (P5 is `toymoe run scripts/paper/all.lua`, see BENCHMARKS.md)")
+        if names.isEmpty { throw ValidationError("--configs: expected at least one of P1, P2, P3, P4, P6") }
+        for n in names where !["P1", "P2", "P3", "P4", "P6"].contains(n) {
+            throw ValidationError("--configs: unknown configuration '\(n)'; expected P1, P2, P3, P4 or P6 (P5 is `toymoe run scripts/paper/all.lua`, see BENCHMARKS.md)")
         }
         return names
     }
@@ -94,17 +97,24 @@ struct BenchCommand: ParsableCommand {
 
         let peak = PeakEstimate.measure(seconds: max(0.05, min(0.5, minTime * 2)))
         progress(String(format: "baseline-ISA SIMD mul+add peak (this build, one core): %.1f GFLOP/s", peak))
+        let best = KernelVariant.bestSIMD
+        let isaPeak = PeakEstimate.measure(seconds: max(0.05, min(0.5, minTime * 2)), probe: KernelSet(best).peakProbe!)
+        progress(String(format: "%@ multiply-add peak (one core): %.1f GFLOP/s", best.rawValue, isaPeak))
 
         var results: [UnitResult] = []
         for unit in BenchUnit.all where configNames.contains(unit.config) {
             progress("\(unit.config) \(unit.name) [\(unit.shape.label)] ...")
-            let r = try BenchRunner.measure(unit: unit, variants: variantList, repeats: repeats, minTime: minTime)
+            let unitVariants = unit.config == "P6" ? BenchVariant.parallel : variantList
+            let r = try BenchRunner.measure(unit: unit, variants: unitVariants, repeats: repeats, minTime: minTime)
             results.append(r)
             if !quiet { progress("  " + r.summaryLine()) }
         }
         provenance.finish()
 
-        if !quiet { print(BenchReport.table(results, variants: variantList, peak: peak, machine: machine)) }
+        if !quiet {
+            print(BenchReport.table(results, variants: variantList, peak: peak, machine: machine))
+            print(String(format: "%@ multiply-add peak measured in this run: %.1f GFLOP/s per core (P3's GFLOP/s as a fraction of it: see BENCHMARKS.md)", best.rawValue, isaPeak))
+        }
         if let json {
             var doc = JSONObject()
             doc["provenance"] = provenance.toJSON()
@@ -123,6 +133,8 @@ struct BenchCommand: ParsableCommand {
             ]
             doc["peak"] = [
                 "baseline_isa_mul_add_gflops": .number(peak),
+                "isa_variant": .string(best.rawValue),
+                "isa_multiply_add_gflops": .number(isaPeak),
                 "note": .string("SIMD4<Float> multiply and add (separate, no FMA) in 12 independent chains, compiled for the default baseline x86-64 ISA; not an FMA peak, which a baseline build cannot measure. \(machine.fmaPeakReference)"),
             ]
             doc["units"] = .array(results.map { $0.toJSON() })
@@ -183,19 +195,22 @@ struct MachineInfo {
 
 /// A rough single-core arithmetic peak for the ISA this build targets (the default: baseline x86-64, SSE2, no FMA).
 enum PeakEstimate {
-    static func measure(seconds: Double) -> Double {
+    /// GFLOP/s of `probe` (default: the baseline-ISA block below; or a kernel set's `peakProbe`, 12 SIMD8 chains).
+    static func measure(seconds: Double, probe: ((Int, Float) -> Float)? = nil) -> Double {
         let inner = 1 << 16
         var blocks = 0
         var total: Float = 0
         let start = BenchClock.now()
         var elapsed = 0.0
+        let flopsPerIteration = probe == nil ? 12 * 4 * 2 : 12 * 8 * 2
         repeat {
-            total += block(iterations: inner, scale: Float(seconds > 0 ? 0.999_999 : 1))
+            let scale = Float(seconds > 0 ? 0.999_999 : 1)
+            total += probe?(inner, scale) ?? block(iterations: inner, scale: scale)
             blocks += 1
             elapsed = BenchClock.now() - start
         } while elapsed < seconds
         BenchSink.shared.consume(Double(total))
-        return Double(blocks * inner * 12 * 4 * 2) / elapsed / 1e9
+        return Double(blocks * inner * flopsPerIteration) / elapsed / 1e9
     }
 
     /// 12 independent SIMD4 chains (12 + 2 of the 16 xmm registers), each a multiply then an add: enough
@@ -309,6 +324,16 @@ struct BenchUnit {
     ]
     static let p2Shape = BenchShape(label: "n100 m10 E10 k1 B1024", n: 100, m: 10, experts: 10, active: 1, batch: 1024, loadBalancing: false)
     static let p3Shape = BenchShape(label: "dense n400 m30 B1024", n: 400, m: 30, experts: 1, active: 1, batch: 1024, loadBalancing: false)
+    /// P6: growing work per step (B·k·n·m = 0.26M … 12M multiply-adds per forward), dense and routed.
+    static let p6Shapes = [
+        BenchShape(label: "dense n50 m5 B1024", n: 50, m: 5, experts: 1, active: 1, batch: 1024, loadBalancing: false),
+        BenchShape(label: "dense n100 m10 B1024", n: 100, m: 10, experts: 1, active: 1, batch: 1024, loadBalancing: false),
+        p2Shape,
+        BenchShape(label: "dense n200 m10 B1024", n: 200, m: 10, experts: 1, active: 1, batch: 1024, loadBalancing: false),
+        BenchShape(label: "dense n200 m20 B1024", n: 200, m: 20, experts: 1, active: 1, batch: 1024, loadBalancing: false),
+        BenchShape(label: "n100 m20 E8 k2 B1024 LB", n: 100, m: 20, experts: 8, active: 2, batch: 1024, loadBalancing: true),
+        p3Shape,
+    ]
 
     /// Every unit, in run order.
     static var all: [BenchUnit] {
@@ -317,6 +342,7 @@ struct BenchUnit {
             + [BenchUnit(config: "P3", kind: .step, shape: p3Shape), BenchUnit(config: "P3", kind: .forwardBackward, shape: p3Shape)]
             + [UnitKind.sampleBatch, .forward, .backward, .adamW].map { BenchUnit(config: "P4", kind: $0, shape: p3Shape) }
             + [UnitKind.forward, .backward].map { BenchUnit(config: "P4", kind: $0, shape: p2Shape) }
+            + p6Shapes.map { BenchUnit(config: "P6", kind: .step, shape: $0) }
     }
 }
 
@@ -363,6 +389,27 @@ struct BenchVariant {
     /// engine kernel set (`scalar`, `simd-baseline`, and `simd-avx2` / `simd-avx512` where the CPU has them).
     static var all: [BenchVariant] {
         [.naive] + KernelVariant.supported.map { .kernels(.engine($0), trainingStepViaTrainer: true) }
+    }
+
+    /// P6's variants: the widest SIMD kernels through `Trainer.step()`, whole batch on one thread, and split into two
+    /// batch halves on two threads.
+    static var parallel: [BenchVariant] {
+        [1, 2].map { threads in
+            let name = threads == 1 ? "1 thread" : "2 threads"
+            return BenchVariant(
+                name: name,
+                description: threads == 1
+                    ? "Trainer.step() with \(KernelVariant.bestSIMD.rawValue), whole batch, one thread"
+                    : "Trainer.step() with \(KernelVariant.bestSIMD.rawValue), two batch halves on two threads"
+            ) { unit in
+                let fixture = try KernelFixture(unit: unit, set: .engine(KernelVariant.bestSIMD), viaTrainer: true)
+                let trainer = try fixture.makeTrainer(split: threads == 2)
+                trainer.threads = threads
+                return { iterations in
+                    for _ in 0..<iterations { BenchSink.shared.consume(trainer.step().loss) }
+                }
+            }
+        }
     }
 
     /// The naive reference: `NaiveMoE` (nested Double arrays, every expert evaluated densely) for forward,
@@ -419,13 +466,10 @@ final class KernelFixture {
         importance = [Float](repeating: 1, count: s.n)
         rng = RandomStream(seed: 7, path: [0, StreamPurpose.data.rawValue])
         if viaTrainer && set.variant != nil && unit.kind == .step {
-            var config = TrainingConfig()
-            config.steps = 1 << 40
-            config.batchSize = s.batch
-            config.loadBalancing = s.loadBalancing
-            trainer = try Trainer(
-                model: model, data: .uniform(featureCount: s.n, probability: s.probability), config: config, seed: 7,
-                kernels: set.variant ?? .scalar)
+            // One thread, like every unit of P1–P4 (P6 makes its own trainers with one and two threads).
+            let t = try Self.trainer(unit: unit, model: model, variant: set.variant ?? .scalar, split: nil)
+            t.threads = 1
+            trainer = t
         } else {
             trainer = nil
         }
@@ -433,6 +477,22 @@ final class KernelFixture {
         // and gradients that the backward and AdamW units start from.
         MoEKernels.sampleBatch(x: workspace.x, batch: s.batch, n: s.n, probability: probability, scale: nil, rng: &rng)
         _ = forwardBackward()
+    }
+
+    /// A trainer over this fixture's model for `Trainer.step()` units (`split`: nil = by shape, or forced).
+    func makeTrainer(split: Bool?) throws -> Trainer {
+        try Self.trainer(unit: unit, model: model, variant: set.variant ?? .scalar, split: split)
+    }
+
+    static func trainer(unit: BenchUnit, model: Model, variant: KernelVariant, split: Bool?) throws -> Trainer {
+        let s = unit.shape
+        var config = TrainingConfig()
+        config.steps = 1 << 40
+        config.batchSize = s.batch
+        config.loadBalancing = s.loadBalancing
+        return try Trainer(
+            model: model, data: .uniform(featureCount: s.n, probability: s.probability), config: config, seed: 7,
+            kernels: variant, splitBatch: split)
     }
 
     deinit {

@@ -94,6 +94,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         if let k = kernels { try KernelVariant.select(k) }
+        // Sweep cells already occupy the cores: a large model then trains its batch halves one after the other
+        // (same numbers either way, see Trainer.splitsBatch).
+        if jobs > 1 { Trainer.intraModelThreads = 1 }
         let scriptURL = URL(fileURLWithPath: script)
         guard FileManager.default.fileExists(atPath: scriptURL.path) else {
             throw ValidationError("script '\(script)' does not exist")

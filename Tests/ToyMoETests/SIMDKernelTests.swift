@@ -327,3 +327,66 @@ import ToyMoEKernels
         #endif
     }
 }
+
+/// One model's step split into two batch halves (`Trainer.splitsBatch`), on one or two threads.
+@Suite struct SplitStepTests {
+    static func trainer(_ model: Model, lb: Bool, split: Bool?, threads: Int, kernels: KernelVariant = .simdBaseline) throws -> Trainer {
+        var cfg = TrainingConfig()
+        cfg.steps = 30
+        cfg.batchSize = 256
+        cfg.loadBalancing = lb
+        cfg.lossNormalization = .meanOverFeatures
+        let t = try Trainer(
+            model: model, data: .uniform(featureCount: model.featureCount, probability: 0.3), config: cfg, seed: 4,
+            kernels: kernels, splitBatch: split)
+        t.threads = threads
+        return t
+    }
+
+    @Test("A split step gives the same bits on one and on two threads, for every runnable kernel variant")
+    func threadsDoNotChangeResults() throws {
+        for v in KernelVariant.supported {
+            var finals: [[Float]] = []
+            var histories: [[Double]] = []
+            for threads in [1, 2] {
+                let model = try Support.model(n: 40, m: 9, E: 3, k: 2, seed: 8)
+                let t = try Self.trainer(model, lb: true, split: true, threads: threads, kernels: v)
+                #expect(t.splitsBatch)
+                histories.append(t.run().history)
+                finals.append(Array(model.parameters))
+            }
+            #expect(finals[0] == finals[1], "\(v): parameters differ between 1 and 2 threads")
+            #expect(histories[0] == histories[1], "\(v)")
+        }
+    }
+
+    @Test("The split gradient (halves summed, α/2 per half) equals the naive whole-batch gradient, LB on and off",
+          arguments: [false, true])
+    func splitMatchesNaive(lb: Bool) throws {
+        let model = try Support.model(n: 21, m: 10, E: 3, k: 2, seed: 12)
+        let t = try Self.trainer(model, lb: lb, split: true, threads: 2)
+        let B = 256, n = 21
+        let x = Support.batch(B, n: n, p: 0.4, seed: 5)
+        let (loss, _, _, grad) = try t.gradient(for: x)
+        let naive = NaiveMoE(model)
+        let rows = Support.rows(x, n: n)
+        let importance = [Double](repeating: 1, count: n)
+        let ref = naive.loss(rows, importance: importance, normalization: .meanOverFeatures, lbAlpha: lb ? 0.01 : nil)
+        #expect(abs(loss - ref.total) <= 1e-5 * ref.total)
+        let want = NaiveMoE.flatten(naive.gradients(rows, importance: importance, normalization: .meanOverFeatures, lbAlpha: lb ? 0.01 : nil))
+        let scale = max(Support.maxAbs(want), 1e-4)
+        var worst = 0.0
+        for (g, w) in zip(grad, want) { worst = max(worst, abs(Double(g) - w)) }
+        #expect(worst <= 2e-5 * scale, "worst gradient difference \(worst) (scale \(scale))")
+        // The router gradient is really exercised (k = 2, and LB when on).
+        let L = model.layout
+        #expect(grad[L.gOffset..<L.count].contains { $0 != 0 })
+    }
+
+    @Test("Splitting is decided by shape (work per step and an even batch), never by the machine")
+    func splitRule() {
+        #expect(!Trainer.splitsBatch(layout: MoELayout(n: 2, m: 1, experts: 2, active: 1), batch: 512))
+        #expect(Trainer.splitsBatch(layout: MoELayout(n: 400, m: 30, experts: 1, active: 1), batch: 1024))
+        #expect(!Trainer.splitsBatch(layout: MoELayout(n: 400, m: 30, experts: 1, active: 1), batch: 1023))
+    }
+}
