@@ -24,6 +24,9 @@ final class ScriptContext {
     var onSteps: ((Int) -> Void)?
     /// The options this script runs under (for `toymoe.run_script`); nil in workers.
     var runOptions: ScriptRunOptions?
+    /// The first training of the current phase whose loss became NaN or ±Inf: 1-based step and reason.
+    /// A sweep worker turns it into a failed (diverged) replicate.
+    var divergence: (step: Int, reason: String)?
 
     init(outputDirectory: URL, runSeed: UInt64, params: [(String, String)], isWorker: Bool) {
         self.outputDirectory = outputDirectory
@@ -39,6 +42,7 @@ final class ScriptContext {
         contextSeed = seed
         modelCounter = 0
         trainCounter = 0
+        divergence = nil
     }
 
     /// The seed of the next implicitly seeded model.
@@ -242,7 +246,7 @@ enum Bindings {
                     let m = try model(args)
                     let url = try ctx.resolve(try args.string(2, "file"))
                     do {
-                        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                        try AtomicFile.createDirectory(at: url.deletingLastPathComponent())
                         try m.writeNPZ(to: url)
                     } catch { throw LuaCallError("cannot write \(url.lastPathComponent): \(error)") }
                     return []
