@@ -194,7 +194,9 @@ enum Bindings {
                 "get": { args in
                     let m = try model(args)
                     let t = try tensor(args, 2)
-                    return [Tensor.nested(m.values(t), shape: t.shape(m.config))]
+                    let shape = t.shape(m.config)
+                    try Tensor.ensureCapacity(rt, shape: shape)
+                    return [Tensor.nested(m.values(t), shape: shape)]
                 },
                 "set": { args in
                     let m = try model(args)
@@ -209,6 +211,7 @@ enum Bindings {
                     guard e >= 1, e <= m.expertCount else {
                         throw args.argumentError("expert", "expected an expert index in 1...\(m.expertCount), got \(e)")
                     }
+                    try Tensor.ensureCapacity(rt, shape: [m.featureCount, m.hiddenCount])
                     return [Tensor.nested(m.expertWeights(e - 1), shape: [m.featureCount, m.hiddenCount])]
                 },
                 "init": { args in
@@ -220,9 +223,10 @@ enum Bindings {
                 "forward": { args in
                     let m = try model(args)
                     let (x, batched) = try inputs(try args.value(2, "x"), n: m.featureCount)
+                    let rows = x.count / m.featureCount
+                    try Tensor.ensureCapacity(rt, shape: [rows, m.featureCount])
                     let out: Model.Output
                     do { out = try m.forward(x) } catch { throw LuaCallError(engineMessage(error)) }
-                    let rows = x.count / m.featureCount
                     let result = Tensor.nested(out.reconstruction, shape: [rows, m.featureCount])
                     return [batched ? result : result.tableValue![1]]
                 },
