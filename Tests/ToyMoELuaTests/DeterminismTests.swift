@@ -113,6 +113,46 @@ import ToyMoEIO
     }
 }
 
+/// `pairs` visits keys in a fixed order (stock Lua 5.4 randomizes the string hash per state).
+@Suite struct DeterministicPairsTests {
+    static let script = """
+        local t = { 10, 20, 30, [2.5] = "f", [-1] = "neg", [true] = "T", [false] = "F" }
+        for i = 1, 60 do t["key" .. i] = i end
+        local order = {}
+        for k, v in pairs(t) do order[#order + 1] = tostring(k) end
+        -- removing keys during the traversal (allowed in Lua) skips them
+        local u = { a = 1, b = 2, c = 3, d = 4 }
+        local seen = {}
+        for k in pairs(u) do seen[#seen + 1] = k; u.c = nil end
+        -- __pairs is honoured
+        local p = setmetatable({}, { __pairs = function(x) return function(_, k) if not k then return 1, "one" end end, x, nil end })
+        local viaMeta = {}
+        for k, v in pairs(p) do viaMeta[#viaMeta + 1] = v end
+        local ok, err = pcall(pairs, 5)
+        return { order = table.concat(order, ","), seen = table.concat(seen, ","), meta = viaMeta[1], err = err }
+        """
+
+    @Test("pairs order: numbers ascending, strings in byte order, false, true; identical in every state")
+    func order() throws {
+        let a = try ScriptTestResult.run(Self.script, seed: 1)
+        let order = try #require(a.result["order"]?.stringValue)
+        let strings = (1...60).map { "key\($0)" }.sorted()
+        #expect(order == (["-1", "1", "2", "2.5", "3"] + strings + ["false", "true"]).joined(separator: ","))
+        #expect(a.result["seen"]?.stringValue == "a,b,d")
+        #expect(a.result["meta"]?.stringValue == "one")
+        #expect(a.result["err"]?.stringValue?.contains("bad argument #1 to 'pairs' (table expected, got number)") == true)
+        // Separate processes (another ASLR layout and clock each): the same order.
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-pairs")
+        try Self.script.write(to: dir.appendingPathComponent("p.lua"), atomically: true, encoding: .utf8)
+        for i in 0..<3 {
+            let r = try CLITests.toymoe(["run", "p.lua", "--quiet", "--out", "o\(i)"], in: dir)
+            #expect(r.status == 0, "\(r.stderr)")
+            let json = try JSONValue(contentsOf: dir.appendingPathComponent("o\(i)/result.json"))
+            #expect(json["order"]?.stringValue == order)
+        }
+    }
+}
+
 /// Host-side tables built for Lua count against the memory limit before they are built.
 @Suite struct HostTableMemoryTests {
     @Test("m:get on a model near the memory limit fails cleanly (pcall-able) instead of overshooting it")
