@@ -188,7 +188,8 @@ public enum ScriptRunner {
 
 extension ScriptRunner {
     /// The finished sweep as a Lua list, one row per cell in cell order:
-    /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...}}`.
+    /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...},
+    /// failures = {{replicate, step, reason}, ...}}`.
     static func sweepRows(_ spec: SweepSpec, _ layout: SweepLayout) throws -> LuaValue {
         var rows: [LuaValue] = []
         for index in spec.cells.indices {
@@ -200,6 +201,13 @@ extension ScriptRunner {
             row.hash[.string("cell")] = JSONBridge.lua(.object(spec.cells[index]))
             let reps = cell["replicates"]?.arrayValue ?? []
             row.hash[.string("replicates")] = .table(LuaTable(array: reps.map { JSONBridge.lua($0) }))
+            // Failed (diverged) replicates: {replicate (1-based), step, reason}; empty when none failed.
+            row.hash[.string("failures")] = .table(LuaTable(array: SweepSummary.failureRecords(cell, id: id).map { f in
+                .table(LuaTable(hash: [
+                    .string("replicate"): .integer(Int64(f.replicate + 1)), .string("step"): .integer(Int64(f.step)),
+                    .string("reason"): .string(f.reason),
+                ]))
+            }))
             if let sel = cell["selected"]?.intValue, sel < reps.count {
                 row.hash[.string("result")] = JSONBridge.lua(reps[sel])
                 row.hash[.string("selected")] = .integer(Int64(sel + 1))

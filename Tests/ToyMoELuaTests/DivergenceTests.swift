@@ -20,6 +20,10 @@ import ToyMoEIO
             if toymoe.param("then_error", 0) == 1 and r.diverged then error("a metric of a NaN model failed") end
             return { final_loss = r.final_loss, steps_run = r.steps }
           end,
+          finish = function(rows)
+            local f = rows[2].failures
+            return { nfail1 = #rows[1].failures, nfail2 = #f, rep = f[2].replicate, step = f[1].step, reason = f[1].reason }
+          end,
         }
         """
 
@@ -46,6 +50,9 @@ import ToyMoEIO
         #expect(lines[1].hasSuffix(",ok,,"))
         #expect(lines[2].contains(",nan,\(failures[0].step),") && lines[2].contains(",diverged,\(failures[0].step),loss became"))
         #expect(lines[3].hasSuffix(",ok,,"))
+        // finish(rows) sees them too.
+        #expect(r.result["nfail1"]?.intValue == 0 && r.result["nfail2"]?.intValue == 2 && r.result["rep"]?.intValue == 2)
+        #expect(r.result["step"]?.intValue == failures[0].step && r.result["reason"]?.stringValue == failures[0].reason)
         let npz = try Npz.read(contentsOf: r.directory.appendingPathComponent("results.npz"))
         #expect(try npz.array(named: "failed").asInt64() == [0, 1, 0])
         #expect(try npz.array(named: "failed_step").asInt64() == [0, Int64(failures[0].step), 0])
