@@ -375,7 +375,7 @@ public final class Trainer {
             let t = last.step
             let isLast = stepsTaken == config.steps
             if !last.loss.isFinite {
-                divergence = (t, "loss became \(last.loss) at step \(t) (lr \(last.learningRate))")
+                divergence = (t, "loss became \(last.loss) (lr \(last.learningRate))")
             }
             var stop = divergence != nil
             if let es = config.earlyStop, !stop {

@@ -53,6 +53,21 @@ public enum AtomicFile {
         try write(Array(text.utf8), to: url)
     }
 
+    /// Creates a directory and its missing parents (mode 0777 minus the umask), like `mkdir -p`.
+    /// - Throws: `AtomicFileError` naming the directory that could not be created and the OS reason
+    ///   (e.g. "Read-only file system", "No space left on device", "Not a directory").
+    public static func createDirectory(at url: URL) throws {
+        let path = url.standardizedFileURL.path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { return }
+            throw failure("create directory", path, ENOTDIR)
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try createDirectory(at: URL(fileURLWithPath: parent, isDirectory: true)) }
+        if mkdir(path, 0o777) != 0 && errno != EEXIST { throw failure("create directory", path, errno) }
+    }
+
     private static func failure(_ operation: String, _ path: String, _ code: Int32) -> AtomicFileError {
         AtomicFileError(operation: operation, path: path, code: code, reason: String(cString: strerror(code)))
     }

@@ -157,6 +157,20 @@ enum Tensor {
     }
 
     /// Nested tables of `shape` from a flat row-major array.
+    /// Checks that a nested table of `shape` fits under the memory limit before it is built: the host-side
+    /// `LuaValue` tree and the Lua table it becomes exist at the same time while it is pushed, and the Swift side
+    /// is not seen by the Lua allocator. Per number: a `LuaValue` (Swift) + a 16-byte `TValue` (Lua) + 8 bytes of
+    /// the source buffer; per inner list: a Swift array header and `LuaTable`, and a 56-byte Lua `Table`.
+    static func ensureCapacity(_ rt: LuaRuntime, shape: [Int]) throws(LuaCallError) {
+        let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: max($1, 0)).partialValue }
+        let lists = shape.dropLast().reduce(1) { $0.multipliedReportingOverflow(by: max($1, 0)).partialValue }
+        let perNumber = MemoryLayout<LuaValue>.stride + 16 + 8
+        let perList = MemoryLayout<LuaTable>.stride + 32 + 56
+        let (a, o1) = count.multipliedReportingOverflow(by: perNumber)
+        let (b, o2) = lists.multipliedReportingOverflow(by: perList)
+        try rt.ensureHostCapacity(o1 || o2 ? Int.max : a &+ b)
+    }
+
     static func nested<T: BinaryFloatingPoint>(_ flat: [T], shape: [Int]) -> LuaValue {
         func build(_ offset: Int, _ dims: ArraySlice<Int>) -> LuaValue {
             let n = dims.first!

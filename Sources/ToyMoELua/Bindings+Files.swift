@@ -32,7 +32,7 @@ extension Bindings {
         }
         func write(_ url: URL, _ body: () throws -> Void) throws(LuaCallError) {
             do {
-                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try AtomicFile.createDirectory(at: url.deletingLastPathComponent())
                 try body()
             } catch { throw LuaCallError("cannot write '\(url.lastPathComponent)': \(error)") }
         }

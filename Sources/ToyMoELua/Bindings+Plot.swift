@@ -376,7 +376,7 @@ extension Bindings {
         }
         func write(_ text: String, _ url: URL) throws(LuaCallError) {
             do {
-                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try AtomicFile.createDirectory(at: url.deletingLastPathComponent())
                 try AtomicFile.write(text, to: url)
             } catch { throw LuaCallError("file: cannot write '\(url.lastPathComponent)': \(error)") }
         }
@@ -849,7 +849,7 @@ extension Bindings {
                 // The index's directory must exist before figure paths relative to it ("../figs/a.svg") resolve.
                 let html: String
                 do {
-                    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    try AtomicFile.createDirectory(at: url.deletingLastPathComponent())
                     html = try index.html(baseDirectory: url.deletingLastPathComponent())
                 } catch { throw LuaCallError("figures: \(error)") }
                 try write(html, url)

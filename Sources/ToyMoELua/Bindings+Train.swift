@@ -89,6 +89,7 @@ extension Bindings {
                 t.hash[.string("stopped_early")] = .boolean(result.stoppedEarly)
                 t.hash[.string("seconds")] = .number(result.seconds)
                 if let d = result.divergence {
+                    if ctx.divergence == nil { ctx.divergence = (d.step + 1, d.reason) }
                     t.hash[.string("diverged")] = .table(LuaTable(hash: [.string("step"): .integer(Int64(d.step + 1)), .string("reason"): .string(d.reason)]))
                 }
                 t.hash[.string("history")] = .table(LuaTable(hash: [

@@ -24,6 +24,9 @@ final class ScriptContext {
     var onSteps: ((Int) -> Void)?
     /// The options this script runs under (for `toymoe.run_script`); nil in workers.
     var runOptions: ScriptRunOptions?
+    /// The first training of the current phase whose loss became NaN or ±Inf: 1-based step and reason.
+    /// A sweep worker turns it into a failed (diverged) replicate.
+    var divergence: (step: Int, reason: String)?
 
     init(outputDirectory: URL, runSeed: UInt64, params: [(String, String)], isWorker: Bool) {
         self.outputDirectory = outputDirectory
@@ -39,6 +42,7 @@ final class ScriptContext {
         contextSeed = seed
         modelCounter = 0
         trainCounter = 0
+        divergence = nil
     }
 
     /// The seed of the next implicitly seeded model.
@@ -190,7 +194,9 @@ enum Bindings {
                 "get": { args in
                     let m = try model(args)
                     let t = try tensor(args, 2)
-                    return [Tensor.nested(m.values(t), shape: t.shape(m.config))]
+                    let shape = t.shape(m.config)
+                    try Tensor.ensureCapacity(rt, shape: shape)
+                    return [Tensor.nested(m.values(t), shape: shape)]
                 },
                 "set": { args in
                     let m = try model(args)
@@ -205,6 +211,7 @@ enum Bindings {
                     guard e >= 1, e <= m.expertCount else {
                         throw args.argumentError("expert", "expected an expert index in 1...\(m.expertCount), got \(e)")
                     }
+                    try Tensor.ensureCapacity(rt, shape: [m.featureCount, m.hiddenCount])
                     return [Tensor.nested(m.expertWeights(e - 1), shape: [m.featureCount, m.hiddenCount])]
                 },
                 "init": { args in
@@ -216,9 +223,10 @@ enum Bindings {
                 "forward": { args in
                     let m = try model(args)
                     let (x, batched) = try inputs(try args.value(2, "x"), n: m.featureCount)
+                    let rows = x.count / m.featureCount
+                    try Tensor.ensureCapacity(rt, shape: [rows, m.featureCount])
                     let out: Model.Output
                     do { out = try m.forward(x) } catch { throw LuaCallError(engineMessage(error)) }
-                    let rows = x.count / m.featureCount
                     let result = Tensor.nested(out.reconstruction, shape: [rows, m.featureCount])
                     return [batched ? result : result.tableValue![1]]
                 },
@@ -242,7 +250,7 @@ enum Bindings {
                     let m = try model(args)
                     let url = try ctx.resolve(try args.string(2, "file"))
                     do {
-                        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                        try AtomicFile.createDirectory(at: url.deletingLastPathComponent())
                         try m.writeNPZ(to: url)
                     } catch { throw LuaCallError("cannot write \(url.lastPathComponent): \(error)") }
                     return []

@@ -59,6 +59,8 @@ public struct ScriptRunOutcome {
     public var result: JSONValue?
     public var sweepComplete: Bool?
     public var message: String
+    /// Failed (diverged) replicates of this shard's cells, including cells finished by an earlier run.
+    public var failures: [SweepFailureRecord] = []
 }
 
 /// Runs scripts: the top level in one Lua state, then the declared sweep on worker states.
@@ -85,14 +87,13 @@ public enum ScriptRunner {
     }
 
     public static func run(_ o: ScriptRunOptions) throws -> ScriptRunOutcome {
-        let fm = FileManager.default
         let chunk = o.chunkName ?? o.script.lastPathComponent
         let source: String
         do { source = try String(contentsOf: o.script, encoding: .utf8) } catch {
             throw ScriptRunError("cannot read script '\(o.script.path)': \(error.localizedDescription)")
         }
         do {
-            try fm.createDirectory(at: o.out, withIntermediateDirectories: true)
+            try AtomicFile.createDirectory(at: o.out)
             try AtomicFile.write(source, to: o.out.appendingPathComponent("script.lua"))
         } catch {
             throw ScriptRunError("cannot write to output directory '\(o.out.path)': \(error)")
@@ -116,6 +117,7 @@ public enum ScriptRunner {
             try writeConfig(o, ctx)
             // Phase 2: the sweep, on fresh states (one per worker thread).
             var complete: Bool? = nil
+            var failures: [SweepFailureRecord] = []
             var finalResult: JSONValue? = nil
             if let declared = ctx.sweep {
                 declared.run.release()
@@ -126,6 +128,7 @@ public enum ScriptRunner {
                 complete = try runner.run { _ in
                     try LuaSweepWorker(options: o, source: source, chunk: chunk, runner: runner)
                 }
+                failures = runner.failures()
                 // Phase 3: the script's `finish(rows)` on the main state, once every cell (of every shard) is done.
                 if complete == true, let finish = declared.finish {
                     let rows = try sweepRows(declared.spec, SweepLayout(root: o.out))
@@ -148,7 +151,13 @@ public enum ScriptRunner {
                     ? " (sweep complete: summary.csv, results.npz)"
                     : " (shard \(o.shard.index)/\(o.shard.count) done; run the other shards, then `toymoe merge`)"
             }
-            return ScriptRunOutcome(outputDirectory: o.out, result: result, sweepComplete: complete, message: message)
+            if !failures.isEmpty {
+                message += "\n\(failures.count) replicate(s) failed (recorded in cells/*.json `failures`, summary.csv `status`):"
+                for f in failures.prefix(20) { message += "\n  " + f.description }
+                if failures.count > 20 { message += "\n  ... (\(failures.count - 20) more)" }
+            }
+            return ScriptRunOutcome(
+                outputDirectory: o.out, result: result, sweepComplete: complete, message: message, failures: failures)
         } catch let e as LuaError {
             throw ScriptRunError(e.description)
         } catch let e as LuaCallError {
@@ -179,7 +188,8 @@ public enum ScriptRunner {
 
 extension ScriptRunner {
     /// The finished sweep as a Lua list, one row per cell in cell order:
-    /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...}}`.
+    /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...},
+    /// failures = {{replicate, step, reason}, ...}}`.
     static func sweepRows(_ spec: SweepSpec, _ layout: SweepLayout) throws -> LuaValue {
         var rows: [LuaValue] = []
         for index in spec.cells.indices {
@@ -191,6 +201,13 @@ extension ScriptRunner {
             row.hash[.string("cell")] = JSONBridge.lua(.object(spec.cells[index]))
             let reps = cell["replicates"]?.arrayValue ?? []
             row.hash[.string("replicates")] = .table(LuaTable(array: reps.map { JSONBridge.lua($0) }))
+            // Failed (diverged) replicates: {replicate (1-based), step, reason}; empty when none failed.
+            row.hash[.string("failures")] = .table(LuaTable(array: SweepSummary.failureRecords(cell, id: id).map { f in
+                .table(LuaTable(hash: [
+                    .string("replicate"): .integer(Int64(f.replicate + 1)), .string("step"): .integer(Int64(f.step)),
+                    .string("reason"): .string(f.reason),
+                ]))
+            }))
             if let sel = cell["selected"]?.intValue, sel < reps.count {
                 row.hash[.string("result")] = JSONBridge.lua(reps[sel])
                 row.hash[.string("selected")] = .integer(Int64(sel + 1))
@@ -240,20 +257,26 @@ final class LuaSweepWorker: SweepWorker {
         do {
             out = try runtime.call(run, [.table(cellTable), .table(info)], budget: cellBudget)
         } catch {
+            // An error after a diverged training (e.g. a metric of a NaN model) is part of that failure.
+            if let d = context.divergence { throw SweepCellFailure(step: d.step, reason: d.reason) }
             throw ScriptRunError("sweep cell \(cell.cellID) (replicate \(cell.replicate + 1)): \(error.description)")
         }
+        let results: JSONObject
         switch out.first {
         case .table(let t)? where t.isEmpty:
-            return JSONObject()
+            results = JSONObject()
         case .table(let t)?:
             guard case .object(let o) = try JSONBridge.json(.table(t), "run's result") else {
                 throw ScriptRunError("sweep cell \(cell.cellID): run must return a table of named results, got a list")
             }
-            return o
+            results = o
         case .nil?, nil:
-            return JSONObject()
+            results = JSONObject()
         case let other?:
             throw ScriptRunError("sweep cell \(cell.cellID): run must return a table of results, got \(describe(other))")
         }
+        // A training of this replicate diverged: the replicate is recorded as failed (with what it returned).
+        if let d = context.divergence { throw SweepCellFailure(step: d.step, reason: d.reason, results: results) }
+        return results
     }
 }

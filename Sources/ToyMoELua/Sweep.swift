@@ -89,7 +89,33 @@ public struct CellContext: Sendable {
 /// Runs cells; one per worker thread, created on that thread (a Lua state must stay on one thread).
 public protocol SweepWorker: AnyObject {
     /// Runs one replicate of one cell and returns its results (scalars and numeric arrays).
+    /// Throws `SweepCellFailure` when the replicate failed in a way that is a result (a diverged training):
+    /// the host records it and goes on. Any other error stops the sweep.
     func run(params: JSONObject, context: CellContext) throws -> JSONObject
+}
+
+/// A replicate that failed deterministically (its training diverged: the loss became NaN or ±Inf). It is a finished
+/// result: the cell file records it under `failures`, the summary marks its row, and `--resume` does not redo it.
+public struct SweepCellFailure: Error, Sendable {
+    /// 1-based training step at which the failure was detected.
+    public var step: Int
+    public var reason: String
+    /// Whatever results the replicate still produced (may be empty).
+    public var results: JSONObject
+    public init(step: Int, reason: String, results: JSONObject = JSONObject()) {
+        self.step = step
+        self.reason = reason
+        self.results = results
+    }
+}
+
+/// One failed replicate, as read back from a cell file.
+public struct SweepFailureRecord: Sendable, Equatable {
+    public var cellID: String
+    public var replicate: Int
+    public var step: Int
+    public var reason: String
+    public var description: String { "\(cellID) replicate \(replicate): diverged at step \(step): \(reason)" }
 }
 
 /// Errors of the sweep host, with the cell they concern.
@@ -232,7 +258,7 @@ public final class SweepRunner: @unchecked Sendable {
     @discardableResult
     public func run(makeWorker: @escaping @Sendable (Int) throws -> SweepWorker) throws -> Bool {
         let fm = FileManager.default
-        try fm.createDirectory(at: layout.cellsDirectory, withIntermediateDirectories: true)
+        try AtomicFile.createDirectory(at: layout.cellsDirectory)
         // A sweep.json from another declaration means another experiment: refuse to mix their cells.
         if let existing = try? JSONValue(contentsOf: layout.specFile) {
             if existing != specJSON() {
@@ -247,11 +273,18 @@ public final class SweepRunner: @unchecked Sendable {
         } else {
             try specJSON().write(to: layout.specFile)
         }
-        // Leftover temporary files of an interrupted atomic write (`.NAME.tmp-XXXX`) are garbage, never results.
-        // Anything else (e.g. a cell's own directory of saved files) is left alone.
-        for name in (try? fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)) ?? []
-        where name.hasPrefix(".") && name.contains(".tmp-") {
-            try? fm.removeItem(at: layout.cellsDirectory.appendingPathComponent(name))
+        // Leftover temporary files of an interrupted atomic write (`.NAME.tmp-XXXX`) are garbage, never results:
+        // remove them from OUT, OUT/cells and each cell's own directory. Anything else is left alone.
+        var directories = [layout.root, layout.cellsDirectory]
+        for name in (try? fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)) ?? [] where !name.hasPrefix(".") {
+            var isDirectory: ObjCBool = false
+            let url = layout.cellsDirectory.appendingPathComponent(name, isDirectory: true)
+            if fm.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue { directories.append(url) }
+        }
+        for directory in directories {
+            for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+                try? fm.removeItem(at: directory.appendingPathComponent(name))
+            }
         }
 
         let mine = shardIndices
@@ -306,16 +339,29 @@ public final class SweepRunner: @unchecked Sendable {
         let params = spec.cells[index]
         var replicates: [JSONValue] = []
         var values: [Double] = []
+        var failures: [JSONValue] = []
         for r in 0..<spec.replicates {
             let s = SweepSpec.cellSeed(runSeed: seed, params: params, replicate: r)
             let ctx = CellContext(
                 cellID: id, index: index, replicate: r, seed: s,
                 directory: layout.cellsDirectory.appendingPathComponent(id, isDirectory: true))
-            var result = try worker.run(params: params, context: ctx)
+            var result: JSONObject
+            var failed = false
+            do {
+                result = try worker.run(params: params, context: ctx)
+            } catch let failure as SweepCellFailure {
+                result = failure.results
+                failed = true
+                failures.append(.object(["replicate": .int(r), "step": .int(failure.step), "reason": .string(failure.reason)]))
+            }
             result["seed"] = .string(String(s))
             switch spec.selection {
             case .all: break
             case .minimize(let key), .maximize(let key):
+                if failed {  // a failed replicate is never kept while another one succeeded
+                    values.append(spec.selection == .minimize(key) ? .infinity : -.infinity)
+                    break
+                }
                 guard let v = result[key]?.doubleValue else {
                     throw SweepError("cell \(id) replicate \(r): the selection key '\(key)' is missing from run's result or is not a number")
                 }
@@ -333,9 +379,14 @@ public final class SweepRunner: @unchecked Sendable {
         }
         let cell: JSONValue = .object([
             "id": .string(id), "index": .int(index), "run_seed": .string(String(seed)), "params": .object(params),
-            "selected": selected, "replicates": .array(replicates),
+            "selected": selected, "replicates": .array(replicates), "failures": .array(failures),
         ])
-        try cell.write(to: layout.cellFile(id), options: JSONWriteOptions(nonFinite: .null))
+        do {
+            try cell.write(to: layout.cellFile(id), options: JSONWriteOptions(nonFinite: .null))
+        } catch {
+            // Nothing half-written is left behind (the write is atomic): the cell is simply not finished.
+            throw SweepError("cell \(id): cannot record the finished cell: \(error)")
+        }
     }
 
     func appendTimings(_ timings: [(Int, Double)]) {
@@ -343,6 +394,15 @@ public final class SweepRunner: @unchecked Sendable {
         var text = (try? String(contentsOf: layout.timings, encoding: .utf8)) ?? "cell_id,seconds\n"
         for (i, s) in timings.sorted(by: { $0.0 < $1.0 }) { text += "\(spec.cellID(i)),\(String(format: "%.3f", s))\n" }
         try? AtomicFile.write(text, to: layout.timings)
+    }
+
+    /// The failed replicates of this shard's finished cells, in cell order (including cells finished earlier).
+    public func failures() -> [SweepFailureRecord] {
+        shardIndices.flatMap { index -> [SweepFailureRecord] in
+            let id = spec.cellID(index)
+            guard let json = try? JSONValue(contentsOf: layout.cellFile(id)) else { return [] }
+            return SweepSummary.failureRecords(json, id: id)
+        }
     }
 
     /// Builds summary.csv and results.npz from the cell files, in cell order.
@@ -396,15 +456,19 @@ public enum SweepSummary {
     /// Rows: one per cell (selection) or per (cell, replicate) (all). Columns: cell_id, replicate, parameters,
     /// then every scalar result key in first-seen order. Arrays of numbers go to results.npz only.
     public static func write(spec: SweepSpec, layout: SweepLayout) throws {
-        var rows: [(id: String, replicate: Int, params: JSONObject, result: JSONObject)] = []
+        var rows: [(id: String, replicate: Int, params: JSONObject, result: JSONObject, failure: SweepFailureRecord?)] = []
         for index in spec.cells.indices {
             let id = spec.cellID(index)
             let json = try JSONValue(contentsOf: layout.cellFile(id))
             guard let reps = json["replicates"]?.arrayValue else { throw SweepError("cell file \(id).json is malformed") }
+            let failures = failureRecords(json, id: id)
+            func failure(_ r: Int) -> SweepFailureRecord? { failures.first { $0.replicate == r } }
             if let sel = json["selected"]?.intValue {
-                rows.append((id, sel, spec.cells[index], reps[sel].objectValue ?? JSONObject()))
+                rows.append((id, sel, spec.cells[index], reps[sel].objectValue ?? JSONObject(), failure(sel)))
             } else {
-                for (r, rep) in reps.enumerated() { rows.append((id, r, spec.cells[index], rep.objectValue ?? JSONObject())) }
+                for (r, rep) in reps.enumerated() {
+                    rows.append((id, r, spec.cells[index], rep.objectValue ?? JSONObject(), failure(r)))
+                }
             }
         }
         var paramKeys: [String] = []
@@ -413,12 +477,20 @@ public enum SweepSummary {
             for k in row.params.keys where !paramKeys.contains(k) { paramKeys.append(k) }
             for (k, v) in row.result.entries where !resultKeys.contains(k) && isScalar(v) { resultKeys.append(k) }
         }
-        var csv = (["cell_id", "replicate"] + paramKeys + resultKeys.map { paramKeys.contains($0) ? "result_\($0)" : $0 })
+        // Every summary ends with the row's status: "ok", or "diverged" with the (1-based) step and the reason.
+        let statusKeys = ["status", "failed_step", "failure_reason"]
+        let resultColumns = resultKeys.map { paramKeys.contains($0) || statusKeys.contains($0) ? "result_\($0)" : $0 }
+        var csv = (["cell_id", "replicate"] + paramKeys + resultColumns + statusKeys)
             .map(csvField).joined(separator: ",") + "\n"
         for row in rows {
             var fields = [row.id, String(row.replicate)]
             fields += paramKeys.map { csvValue(row.params[$0]) }
             fields += resultKeys.map { csvValue(row.result[$0]) }
+            if let f = row.failure {
+                fields += ["diverged", String(f.step), f.reason]
+            } else {
+                fields += ["ok", "", ""]
+            }
             csv += fields.map(csvField).joined(separator: ",") + "\n"
         }
         try AtomicFile.write(csv, to: layout.summaryCSV)
@@ -433,9 +505,20 @@ public enum SweepSummary {
         var resultArrayKeys = resultKeys
         for row in rows { for k in row.result.keys where !resultArrayKeys.contains(k) { resultArrayKeys.append(k) } }
         for key in resultArrayKeys where key != "seed" {
-            if let a = try stack(rows.map { $0.result[key] }) { arrays.append((key, a)) }
+            let name = key == "failed" || key == "failed_step" ? "result_" + key : key
+            if let a = try stack(rows.map { $0.result[key] }) { arrays.append((name, a)) }
         }
+        arrays.append(("failed", try NpyArray(int64: rows.map { $0.failure == nil ? 0 : 1 })))
+        arrays.append(("failed_step", try NpyArray(int64: rows.map { Int64($0.failure?.step ?? 0) })))
         try Npz.write(arrays, to: layout.resultsNPZ)
+    }
+
+    /// The failed replicates recorded in a cell file (none for cell files written before failures were recorded).
+    public static func failureRecords(_ cell: JSONValue, id: String) -> [SweepFailureRecord] {
+        (cell["failures"]?.arrayValue ?? []).compactMap { f in
+            guard let r = f["replicate"]?.intValue, let step = f["step"]?.intValue else { return nil }
+            return SweepFailureRecord(cellID: id, replicate: r, step: step, reason: f["reason"]?.stringValue ?? "")
+        }
     }
 
     static func isScalar(_ v: JSONValue) -> Bool {
@@ -508,7 +591,7 @@ public enum SweepSummary {
         let fm = FileManager.default
         let dest = SweepLayout(root: destination)
         var specJSON: JSONValue? = try? JSONValue(contentsOf: dest.specFile)
-        try fm.createDirectory(at: dest.cellsDirectory, withIntermediateDirectories: true)
+        try AtomicFile.createDirectory(at: dest.cellsDirectory)
         var merged = 0
         for src in sources {
             let s = SweepLayout(root: src)

@@ -114,7 +114,12 @@ struct RunCommand: ParsableCommand {
             commandLine: CommandLine.arguments)
         do {
             let outcome = try ScriptRunner.run(options)
-            if !quiet { FileHandle.standardError.write(Data((outcome.message + "\n").utf8)) }
+            if !quiet {
+                FileHandle.standardError.write(Data((outcome.message + "\n").utf8))
+            } else if !outcome.failures.isEmpty {  // failed replicates are reported even with --quiet
+                let lines = outcome.failures.map { "toymoe: failed: " + $0.description + "\n" }.joined()
+                FileHandle.standardError.write(Data(lines.utf8))
+            }
         } catch let error as ScriptRunError {
             FileHandle.standardError.write(Data("toymoe: \(error.description)\n".utf8))
             throw ExitCode(1)

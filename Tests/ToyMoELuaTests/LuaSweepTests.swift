@@ -49,7 +49,7 @@ import ToyMoEIO
         let c = try ScriptTestResult.run(Self.sweepScript, seed: 4, jobs: 2)
         #expect(fa["summary.csv"] != (try Self.resultFiles(c.directory))["summary.csv"])
         let csv = String(decoding: fa["summary.csv"]!, as: UTF8.self)
-        #expect(csv.hasPrefix("cell_id,replicate,S,r,final_loss,noise,phase,seed\n"))
+        #expect(csv.hasPrefix("cell_id,replicate,S,r,final_loss,noise,phase,seed,status,failed_step,failure_reason\n"))
     }
 
     @Test("Shards: each runs its cells; merged, their union equals the full sweep")

@@ -85,7 +85,7 @@ import ToyMoEIO
         #expect(fa == fb)
         let csv = try String(contentsOf: a.appendingPathComponent("summary.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n")
-        #expect(lines.first == "cell_id,replicate,E,p,final_loss,seed")
+        #expect(lines.first == "cell_id,replicate,E,p,final_loss,seed,status,failed_step,failure_reason")
         #expect(lines.count == 7)
         let npz = try Npz.read(contentsOf: a.appendingPathComponent("results.npz"))
         #expect(try npz.array(named: "norms").shape == [6, 3])
