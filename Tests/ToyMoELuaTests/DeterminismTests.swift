@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ToyMoE
 import ToyMoEIO
+import ToyMoEKernels
 @testable import ToyMoELua
 
 /// The determinism promises of RELIABILITY.md, checked end to end with the `toymoe` executable: the same seed gives
@@ -10,7 +11,7 @@ import ToyMoEIO
 @Suite(.serialized) struct DeterminismTests {
     /// Kernel variants accepted by `--kernels` (add new ones here: each is checked for run-to-run and --jobs
     /// identity, and against `scalar` to rounding).
-    static let kernelVariants = ["scalar", "simd"]
+    static let kernelVariants = ["scalar"] + KernelVariant.supported.filter(\.isSIMD).map(\.rawValue)
 
     /// Top-level training, saved files of every kind (npy, npz, json, svg), math.random, and a sweep with replicates.
     static let script = """
