@@ -45,8 +45,8 @@ toymoe=${TOYMOE:-toymoe}
 if [[ $toymoe != */* ]]; then
     toymoe=$(command -v "$toymoe") || { echo "submit.sh: '${TOYMOE:-toymoe}' is not on PATH; set TOYMOE=/path/to/toymoe" >&2; exit 69; }
 fi
-toymoe=$(cd "$(dirname "$toymoe")" && pwd)/$(basename "$toymoe")
-[ -x "$toymoe" ] || { echo "submit.sh: $toymoe is not executable" >&2; exit 69; }
+[ -f "$toymoe" ] && [ -x "$toymoe" ] || { echo "submit.sh: $toymoe is not an executable file" >&2; exit 69; }
+toymoe=$(cd "$(dirname "$toymoe")" && pwd -P)/$(basename "$toymoe")
 
 mkdir -p "$out/logs"
 sweep=$(sbatch --parsable --export=ALL,TOYMOE="$toymoe" \
