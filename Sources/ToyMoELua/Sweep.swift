@@ -130,7 +130,7 @@ public struct SweepError: Error, CustomStringConvertible, Sendable {
 ///   OUT/sweep.json        the declared cells (so `merge` and `--resume` can check consistency)
 ///   OUT/summary.csv       one row per kept replicate, written when every cell is finished
 ///   OUT/results.npz       numeric parameters and results stacked over those rows
-///   OUT/timings.csv       wall time per cell (not part of the reproducible result set)
+///   OUT/timings.csv       wall time per cell, appended as each cell finishes (not part of the reproducible result set)
 public struct SweepLayout: Sendable {
     public var root: URL
     public var cellsDirectory: URL { root.appendingPathComponent("cells", isDirectory: true) }
@@ -293,6 +293,7 @@ public final class SweepRunner: @unchecked Sendable {
         let done = skipped
         progress.update(done: done, total: mine.count, skipped: skipped, steps: 0)
 
+        let timingsLog = TimingsLog(url: layout.timings)
         let state = WorkQueue(pending: pending, done: done)
         let workers = min(jobs, max(1, pending.count))
         let group = DispatchGroup()
@@ -315,7 +316,9 @@ public final class SweepRunner: @unchecked Sendable {
                         state.fail(error)
                         return
                     }
-                    let finished = state.finish(index, seconds: Date().timeIntervalSince(started))
+                    let seconds = Date().timeIntervalSince(started)
+                    let finished = state.finish()
+                    timingsLog?.append("\(spec.cellID(index)),\(String(format: "%.3f", seconds))\n")
                     stepsLock.lock()
                     let steps = stepCount
                     stepsLock.unlock()
@@ -326,7 +329,6 @@ public final class SweepRunner: @unchecked Sendable {
             thread.start()
         }
         group.wait()
-        appendTimings(state.timings)
         if let error = state.firstError { throw error }
         let complete = spec.cells.indices.allSatisfy { isFinished($0) }
         if complete { try writeSummary() }
@@ -389,12 +391,6 @@ public final class SweepRunner: @unchecked Sendable {
         }
     }
 
-    func appendTimings(_ timings: [(Int, Double)]) {
-        guard !timings.isEmpty else { return }
-        var text = (try? String(contentsOf: layout.timings, encoding: .utf8)) ?? "cell_id,seconds\n"
-        for (i, s) in timings.sorted(by: { $0.0 < $1.0 }) { text += "\(spec.cellID(i)),\(String(format: "%.3f", s))\n" }
-        try? AtomicFile.write(text, to: layout.timings)
-    }
 
     /// The failed replicates of this shard's finished cells, in cell order (including cells finished earlier).
     public func failures() -> [SweepFailureRecord] {
@@ -411,15 +407,41 @@ public final class SweepRunner: @unchecked Sendable {
     }
 }
 
+/// `timings.csv`, one line per cell as it finishes (in finish order), so a sweep killed later keeps the timings of
+/// the cells it finished. Each line goes out in one `write(2)` on an O_APPEND descriptor: a kill cannot leave half
+/// a line, and concurrent workers' lines never interleave. Not part of the reproducible result set (wall times).
+final class TimingsLog: @unchecked Sendable {
+    private let fd: Int32
+    private let lock = NSLock()
+
+    /// Opens (creating with its header) the log; nil if it cannot be opened (timings are then not recorded, which
+    /// loses no result).
+    init?(url: URL) {
+        let fd = open(url.path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else { return nil }
+        self.fd = fd
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_size == 0 { append("cell_id,seconds\n") }
+    }
+
+    deinit { close(fd) }
+
+    func append(_ line: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+}
+
 /// The shared state of a sweep's worker threads: the next pending cell, the first error (which stops every
-/// worker after its current cell), and the timings.
+/// worker after its current cell), and the finished count.
 final class WorkQueue: @unchecked Sendable {
     private let lock = NSLock()
     private let pending: [Int]
     private var next = 0
     private var done: Int
     private(set) var firstError: Error?
-    private(set) var timings: [(Int, Double)] = []
 
     init(pending: [Int], done: Int) {
         self.pending = pending
@@ -442,11 +464,10 @@ final class WorkQueue: @unchecked Sendable {
     }
 
     /// Records a finished cell; returns the number of finished cells.
-    func finish(_ index: Int, seconds: Double) -> Int {
+    func finish() -> Int {
         lock.lock()
         defer { lock.unlock() }
         done += 1
-        timings.append((index, seconds))
         return done
     }
 }

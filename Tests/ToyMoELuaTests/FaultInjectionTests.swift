@@ -167,6 +167,13 @@ final class FaultTally: @unchecked Sendable {
             #expect(try OutputFiles.all(out).keys.filter(OutputFiles.isTemporary).isEmpty, "resume leaves no temporary file")
             figures.bytesCompared += try OutputFiles.expectSame(reference, out, normalizeConfig: true)
             figures.lives += 1
+            // timings.csv survives the kills: whole lines only, each cell at most once (a cell killed between its
+            // cell file and its timing line has none), and the cells of the last, uninterrupted life are all there.
+            let timings = try String(contentsOf: out.appendingPathComponent("timings.csv"), encoding: .utf8)
+            #expect(timings.hasPrefix("cell_id,seconds\n") && timings.hasSuffix("\n"), "\(timings)")
+            let ids = timings.split(separator: "\n").dropFirst().map { $0.split(separator: ",")[0] }
+            #expect(Set(ids).count == ids.count, "a cell timed twice: \(timings)")
+            #expect(timings.split(separator: "\n").dropFirst().allSatisfy { $0.split(separator: ",").count == 2 && Double($0.split(separator: ",")[1]) != nil })
         }
         while figures.kills < wanted {
             rounds += 1
