@@ -405,13 +405,8 @@ public enum MoEKernelsSIMD {
         m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
         eps: Double, weightDecay: Double
     ) {
-        let bc1 = 1 - _pow(beta1, Double(step))
-        let bc2 = 1 - _pow(beta2, Double(step))
-        let stepSize = Float(lr / bc1)
-        let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = Float(1 - lr * weightDecay)
-        let b2 = Float(beta2), e = Float(eps)
-        let c1 = Float(1 - beta1), c2 = Float(1 - beta2)
+        let c = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        let stepSize = c.stepSize, bc2Sqrt = c.bc2Sqrt, decay = c.decay, b2 = c.beta2, e = c.eps, c1 = c.c1, c2 = c.c2
 
         @inline(__always)
         func chunk(_ i: Int) {

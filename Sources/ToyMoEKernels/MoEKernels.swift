@@ -113,7 +113,7 @@ public enum MoEKernels {
 
     // MARK: - Router
 
-    /// Router forward for one sample: logits z = G x, π = softmax(z) (max-subtracted), top-k selection on π with
+    /// Router forward for one sample: logits z = G x, π = softmax(z) (max-subtracted, exp = `kernelExp`), top-k selection on π with
     /// the given tie rule, and renormalized gates g = π_T / Σ π_T.
     /// - Shapes: `x` (n), `gate` (E, n), `probs` (E), `selected` (k), `gates` (k).
     @inline(__always)
@@ -150,7 +150,7 @@ public enum MoEKernels {
         for e in 0..<E { zmax = Swift.max(zmax, probs[e]) }
         var total: Float = 0
         for e in 0..<E {
-            let v = _expf(probs[e] - zmax)
+            let v = kernelExp(probs[e] - zmax)  // not libm: see Exp.swift (vector and scalar kernels agree bitwise)
             probs[e] = v
             total += v
         }
@@ -362,13 +362,8 @@ public enum MoEKernels {
         m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
         eps: Double, weightDecay: Double
     ) {
-        let bc1 = 1 - _pow(beta1, Double(step))
-        let bc2 = 1 - _pow(beta2, Double(step))
-        let stepSize = Float(lr / bc1)
-        let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = Float(1 - lr * weightDecay)
-        let b2 = Float(beta2), e = Float(eps)
-        let c1 = Float(1 - beta1), c2 = Float(1 - beta2)
+        let c = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        let stepSize = c.stepSize, bc2Sqrt = c.bc2Sqrt, decay = c.decay, b2 = c.beta2, e = c.eps, c1 = c.c1, c2 = c.c2
         for i in 0..<count {
             let g = grads[i]
             var p = params[i] * decay
@@ -380,6 +375,36 @@ public enum MoEKernels {
             p -= stepSize * (mi / denom)
             params[i] = p
         }
+    }
+}
+
+/// The Float32 scalars of one AdamW step (`MoEKernels.adamW`'s formulas): bias corrections in Double, as PyTorch
+/// computes them in Python floats, then rounded once. Every AdamW implementation (scalar, SIMD, lockstep) takes its
+/// coefficients from here, so they cannot drift apart.
+public struct AdamWCoefficients: Sendable, Equatable {
+    /// lr / (1 − β₁ᵗ)
+    public var stepSize: Float
+    /// √(1 − β₂ᵗ)
+    public var bc2Sqrt: Float
+    /// 1 − lr·λ (decoupled weight decay)
+    public var decay: Float
+    /// β₂, ε, 1 − β₁, 1 − β₂ in Float32.
+    public var beta2: Float
+    public var eps: Float
+    public var c1: Float
+    public var c2: Float
+
+    /// The coefficients of step `step` (t ≥ 1).
+    public init(step: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
+        let bc1 = 1 - _pow(beta1, Double(step))
+        let bc2 = 1 - _pow(beta2, Double(step))
+        stepSize = Float(lr / bc1)
+        bc2Sqrt = Float(bc2.squareRoot())
+        decay = Float(1 - lr * weightDecay)
+        self.beta2 = Float(beta2)
+        self.eps = Float(eps)
+        c1 = Float(1 - beta1)
+        c2 = Float(1 - beta2)
     }
 }
 
