@@ -238,32 +238,53 @@ public enum LockstepKernels {
         let L = group.layout
         // Constant shapes let the compiler unroll every inner loop; the Fig. 4 grid (n 2–3, m 1–2, E 1–3, k = 1)
         // and P1's 3-2-3 k = 2 get their own instances, anything else runs the same code with runtime bounds.
+        // (Generic specialization is what makes the shapes constant: one specialized copy of `stepBody` per type.)
+        let a = (group, lossScale, lbAlpha, adamW)
         switch (L.n, L.m, L.experts, L.active) {
-        case (2, 1, 1, 1): return stepBody(group, 2, 1, 1, 1, lossScale, lbAlpha, adamW)
-        case (2, 1, 2, 1): return stepBody(group, 2, 1, 2, 1, lossScale, lbAlpha, adamW)
-        case (2, 1, 3, 1): return stepBody(group, 2, 1, 3, 1, lossScale, lbAlpha, adamW)
-        case (2, 2, 1, 1): return stepBody(group, 2, 2, 1, 1, lossScale, lbAlpha, adamW)
-        case (2, 2, 2, 1): return stepBody(group, 2, 2, 2, 1, lossScale, lbAlpha, adamW)
-        case (2, 2, 3, 1): return stepBody(group, 2, 2, 3, 1, lossScale, lbAlpha, adamW)
-        case (3, 1, 1, 1): return stepBody(group, 3, 1, 1, 1, lossScale, lbAlpha, adamW)
-        case (3, 1, 2, 1): return stepBody(group, 3, 1, 2, 1, lossScale, lbAlpha, adamW)
-        case (3, 1, 3, 1): return stepBody(group, 3, 1, 3, 1, lossScale, lbAlpha, adamW)
-        case (3, 2, 1, 1): return stepBody(group, 3, 2, 1, 1, lossScale, lbAlpha, adamW)
-        case (3, 2, 2, 1): return stepBody(group, 3, 2, 2, 1, lossScale, lbAlpha, adamW)
-        case (3, 2, 3, 1): return stepBody(group, 3, 2, 3, 1, lossScale, lbAlpha, adamW)
-        case (3, 2, 3, 2): return stepBody(group, 3, 2, 3, 2, lossScale, lbAlpha, adamW)
-        default: return stepGeneric(group, lossScale, lbAlpha, adamW)
+        case (2, 1, 1, 1): return stepBody(Shape<N2, M1, E1, K1>.self, a)
+        case (2, 1, 2, 1): return stepBody(Shape<N2, M1, E2, K1>.self, a)
+        case (2, 1, 3, 1): return stepBody(Shape<N2, M1, E3, K1>.self, a)
+        case (2, 2, 1, 1): return stepBody(Shape<N2, M2, E1, K1>.self, a)
+        case (2, 2, 2, 1): return stepBody(Shape<N2, M2, E2, K1>.self, a)
+        case (2, 2, 3, 1): return stepBody(Shape<N2, M2, E3, K1>.self, a)
+        case (3, 1, 1, 1): return stepBody(Shape<N3, M1, E1, K1>.self, a)
+        case (3, 1, 2, 1): return stepBody(Shape<N3, M1, E2, K1>.self, a)
+        case (3, 1, 3, 1): return stepBody(Shape<N3, M1, E3, K1>.self, a)
+        case (3, 2, 1, 1): return stepBody(Shape<N3, M2, E1, K1>.self, a)
+        case (3, 2, 2, 1): return stepBody(Shape<N3, M2, E2, K1>.self, a)
+        case (3, 2, 3, 1): return stepBody(Shape<N3, M2, E3, K1>.self, a)
+        case (3, 2, 3, 2): return stepBody(Shape<N3, M2, E3, K2>.self, a)
+        default: return stepBody(RuntimeShape.self, a)
         }
     }
+}
 
-    @inline(never)
-    static func stepGeneric(
-        _ g: LockstepGroup, _ lossScale: Double, _ lbAlpha: Float?, _ adamW: LockstepAdamW
-    ) -> LockstepLosses {
-        let L = g.layout
-        return stepBody(g, L.n, L.m, L.experts, L.active, lossScale, lbAlpha, adamW)
+// MARK: - Shapes as types
+
+/// A compile-time dimension (or nil: take it from the layout at run time).
+private protocol Dim { static var value: Int? { get } }
+private enum N2: Dim { static var value: Int? { 2 } }
+private enum N3: Dim { static var value: Int? { 3 } }
+private enum M1: Dim { static var value: Int? { 1 } }
+private enum M2: Dim { static var value: Int? { 2 } }
+private enum E1: Dim { static var value: Int? { 1 } }
+private enum E2: Dim { static var value: Int? { 2 } }
+private enum E3: Dim { static var value: Int? { 3 } }
+private enum K1: Dim { static var value: Int? { 1 } }
+private enum K2: Dim { static var value: Int? { 2 } }
+private enum Runtime: Dim { static var value: Int? { nil } }
+
+/// (n, m, E, k) as a type, so that each specialization of `stepBody` sees constant loop bounds.
+private protocol ShapeType {
+    static func dims(_ L: MoELayout) -> (n: Int, m: Int, E: Int, k: Int)
+}
+private enum Shape<N: Dim, M: Dim, EE: Dim, K: Dim>: ShapeType {
+    @inline(__always)
+    static func dims(_ L: MoELayout) -> (n: Int, m: Int, E: Int, k: Int) {
+        (N.value ?? L.n, M.value ?? L.m, EE.value ?? L.experts, K.value ?? L.active)
     }
 }
+private typealias RuntimeShape = Shape<Runtime, Runtime, Runtime, Runtime>
 
 // MARK: - The step
 
@@ -273,6 +294,11 @@ private func rotl(_ x: SIMD8<UInt64>, _ k: UInt64) -> SIMD8<UInt64> {
     (x &<< k) | (x &>> (64 &- k))
 }
 
+/// The vector (i, i, ..., i). Comparisons are written vector-to-vector: Swift's `SIMD8<Int32> .== Int32` goes
+/// through a generic lane-by-lane loop (measured: a stack round trip per lane), the vector-vector form is one pcmpeqd.
+@inline(__always)
+private func lane(_ i: Int) -> SIMD8<Int32> { SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: i)) }
+
 /// Lane-wise select of per-expert values: `values[e · stride]` for the lane's expert `e` (expert 0 by default).
 @inline(__always)
 private func gather(
@@ -280,7 +306,7 @@ private func gather(
 ) -> SIMD8<Float> {
     var v = values[0]
     for e in 1..<Swift.max(E, 1) {
-        v = v.replacing(with: values[e * stride], where: expert .== Int32(e))
+        v = v.replacing(with: values[e * stride], where: expert .== lane(e))
     }
     return v
 }
@@ -291,13 +317,14 @@ private func add(_ acc: UnsafeMutablePointer<SIMD8<Float>>, _ term: SIMD8<Float>
     acc.pointee = acc.pointee.replacing(with: acc.pointee + term, where: mask)
 }
 
-/// The whole step for a shape given as (ideally constant) arguments; always inlined into `step`'s cases.
-@inline(__always)
-private func stepBody(
-    _ g: LockstepGroup, _ n: Int, _ m: Int, _ E: Int, _ k: Int, _ lossScale: Double, _ lbAlpha: Float?,
-    _ adamW: LockstepAdamW
+/// The whole step, specialized per shape type (see `LockstepKernels.step`).
+@inline(never)
+private func stepBody<Sh: ShapeType>(
+    _ shape: Sh.Type, _ args: (LockstepGroup, Double, Float?, LockstepAdamW)
 ) -> LockstepLosses {
+    let (g, lossScale, lbAlpha, adamW) = args
     let L = g.layout
+    let (n, m, E, k) = Sh.dims(L)
     let B = g.batch
     let count = L.count
     let S = Scratch(L)
@@ -383,11 +410,11 @@ private func stepBody(
                     var bestValue = SIMD8<Float>(repeating: -.infinity)
                     for e in 0..<E {
                         var taken = SIMDMask<SIMD8<Int32>>()
-                        for t in 0..<j { taken .|= sel[t] .== Int32(e) }
+                        for t in 0..<j { taken .|= sel[t] .== lane(e) }
                         let v = probs[e]
                         let better = lowest ? v .> bestValue : v .>= bestValue
-                        let take = .!taken .& (best .< 0 .| better)
-                        best.replace(with: Int32(e), where: take)
+                        let take = .!taken .& (best .< SIMD8<Int32>() .| better)
+                        best.replace(with: lane(e), where: take)
                         bestValue.replace(with: v, where: take)
                     }
                     sel[j] = best
@@ -398,7 +425,7 @@ private func stepBody(
             }
             if lb {
                 for j in 0..<k {
-                    for e in 0..<E { add(dispatch + e, SIMD8(repeating: 1), where: sel[j] .== Int32(e)) }
+                    for e in 0..<E { add(dispatch + e, SIMD8(repeating: 1), where: sel[j] .== lane(e)) }
                 }
                 for e in 0..<E { probSum[e] += probs[e] }
             }
@@ -447,7 +474,7 @@ private func stepBody(
                     dg = dg.replacing(with: dg + dxhat[i] * v, where: positive)
                     let dpre = gate * dxhat[i]
                     for ex in 0..<E {
-                        let mask = positive .& (e .== Int32(ex))
+                        let mask = positive .& (e .== lane(ex))
                         add(db + ex * n + i, dpre, where: mask)
                         for a in 0..<m { add(dW + ex * nm + i * m + a, dpre * h[a], where: mask) }
                     }
@@ -458,7 +485,7 @@ private func stepBody(
                     let xi = x[i]
                     let nonzero = xi .!= 0
                     for ex in 0..<E {
-                        let mask = nonzero .& (e .== Int32(ex))
+                        let mask = nonzero .& (e .== lane(ex))
                         for a in 0..<m { add(dW + ex * nm + i * m + a, xi * dh[a], where: mask) }
                     }
                 }
@@ -517,7 +544,7 @@ private func stepBody(
                 for j in 0..<k {
                     let e = unsafeBitCast(p[E + j], to: SIMD8<Int32>.self)
                     let q = (p[E + 2 * k + j] - weighted) / selectedSum
-                    for ex in 0..<E { add(dprob + ex, q, where: e .== Int32(ex)) }
+                    for ex in 0..<E { add(dprob + ex, q, where: e .== lane(ex)) }
                 }
             }
             var dot = zero
