@@ -28,7 +28,8 @@
 //     advanced exactly as `RandomStream.nextFloatPair` would), then per sample: router (logits, softmax, top-k,
 //     renormalized gates), sparse forward, the sample's loss row (Double accumulation as `reconstructionLoss`), the
 //     load-balancing counts f and sums P, and the expert part of the backward pass (dW, db). The per-sample
-//     intermediates live in a small scratch block (L1); nothing of size B is kept except the router stash below.
+//     intermediates, a copy of the parameters and data vectors and the gradient accumulators live in a work area on
+//     the stack (see `stepBody`); nothing of size B is kept except the router stash below.
 //   between passes: L_LB from f and P (needs the whole batch);
 //   pass 2 (only if the router has a gradient: E > 1 and (k > 1 or LB)): dG from the stashed x, π (and, for k > 1,
 //     the selection, gates and dL/dg), because dL/dπ contains α·E·f_e/B, known only after pass 1. The two passes
@@ -55,8 +56,9 @@ public final class LockstepGroup: @unchecked Sendable {
     /// Whether any lane scales its inputs (lanes without a scale use 1, which multiplies exactly).
     public private(set) var scaled = false
 
-    /// (layout.count) vectors each: parameters, gradients, AdamW first and second moments.
-    public let params, grads, moment1, moment2: UnsafeMutablePointer<SIMD8<Float>>
+    /// (layout.count) vectors each: parameters, AdamW first and second moments. (The gradient lives only inside a
+    /// step, in its work area.)
+    public let params, moment1, moment2: UnsafeMutablePointer<SIMD8<Float>>
     /// (n) vectors each: feature probability p_i, importance I_i, input scale.
     public let probability, importance, scale: UnsafeMutablePointer<SIMD8<Float>>
     /// xoshiro256++ state words s0...s3, one stream per lane.
@@ -83,7 +85,6 @@ public final class LockstepGroup: @unchecked Sendable {
             return p
         }
         params = vectors(count)
-        grads = vectors(count)
         moment1 = vectors(count)
         moment2 = vectors(count)
         probability = vectors(n)
@@ -99,7 +100,7 @@ public final class LockstepGroup: @unchecked Sendable {
     }
 
     deinit {
-        for p in [params, grads, moment1, moment2, probability, importance, scale, stash, scratch] { p.deallocate() }
+        for p in [params, moment1, moment2, probability, importance, scale, stash, scratch] { p.deallocate() }
         rngState.deallocate()
     }
 
@@ -117,7 +118,6 @@ public final class LockstepGroup: @unchecked Sendable {
         for l in lanes {
             for i in 0..<layout.count {
                 params[i][l] = parameters[i]
-                grads[i][l] = 0
                 moment1[i][l] = 0
                 moment2[i][l] = 0
             }

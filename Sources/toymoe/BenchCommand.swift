@@ -22,7 +22,8 @@ struct BenchCommand: ParsableCommand {
               P4  each kernel vs its naive twin: sampleBatch, forward, backward, adamW at P3's shape;
                   forward and backward at P2's shape (routing)
             Variants (baseline first): \(BenchVariant.all.map(\.name).joined(separator: ", ")).
-            Method: one thread; each (unit, variant) is warmed up and calibrated to run for at least --min-time
+            lockstep-1t/-2t (P1 only): LockstepTrainer on 128 models, 1 or 2 threads; one iteration = one model-step.
+            Method: one thread (except lockstep-2t); each (unit, variant) is warmed up and calibrated to run for at least --min-time
             per round; then --repeats rounds alternate the variants (A B, B A, A B, ...). Reported: median time
             per iteration, p10–p90 over rounds, MAD, rate, GFLOP/s (analytic dense-equivalent flop count, see
             BENCHMARKS.md), and speedups (reference time / variant time) computed per round, then median'd.

@@ -17,7 +17,7 @@ import ToyMoEIO
         #expect(doc["provenance"]?["tool"]?.stringValue == "toymoe bench")
         #expect(doc["provenance"]?["kernel_variant"]?.stringValue != nil)
         #expect(doc["machine"]?["cpu_model"]?.stringValue != nil)
-        #expect(doc["machine"]?["threads_used"]?.intValue == 1)
+        #expect(doc["machine"]?["threads_used"]?.intValue == 2)  // lockstep-2t
         #expect(doc["method"]?["repeats"]?.intValue == 2)
         #expect(doc["method"]?["reference"]?.stringValue == "naive")
         #expect((doc["peak"]?["baseline_isa_mul_add_gflops"]?.doubleValue ?? 0) > 0)
@@ -33,7 +33,7 @@ import ToyMoEIO
             #expect(unit["shape"]?["batch_size"]?.intValue == 512)
             #expect((unit["flops_per_iteration"]?.doubleValue ?? 0) > 0)
             let variants = try #require(unit["variants"]?.arrayValue)
-            #expect(variants.compactMap { $0["name"]?.stringValue } == ["naive", "scalar", "simd"])
+            #expect(variants.compactMap { $0["name"]?.stringValue } == ["naive", "scalar", "simd", "lockstep-1t", "lockstep-2t"])
             for v in variants {
                 let seconds = try #require(v["seconds_per_iteration"])
                 #expect(seconds["samples"]?.arrayValue?.count == 2)
@@ -45,13 +45,14 @@ import ToyMoEIO
                 #expect((v["gflops"]?.doubleValue ?? 0) > 0)
             }
             let ratios = try #require(unit["ratios"]?.arrayValue)
-            // Each later variant against every earlier one: scalar/naive, simd/naive, simd/scalar.
-            #expect(ratios.count == 3)
+            // Each later variant against every earlier one: 5 variants, 10 pairs.
+            #expect(ratios.count == 10)
             let pairs = Set(ratios.compactMap { r -> String? in
                 guard let v = r["variant"]?.stringValue, let ref = r["reference"]?.stringValue else { return nil }
                 return v + "/" + ref
             })
-            #expect(pairs == ["scalar/naive", "simd/naive", "simd/scalar"])
+            #expect(pairs.isSuperset(of: ["scalar/naive", "simd/naive", "simd/scalar", "lockstep-1t/scalar", "lockstep-2t/scalar", "lockstep-2t/lockstep-1t"]))
+            #expect(pairs.count == 10)
             for r in ratios {
                 #expect((r["speedup_median"]?.doubleValue ?? 0) > 0)
                 #expect(r["per_round"]?.arrayValue?.allSatisfy { ($0.doubleValue ?? 0) > 0 } == true)
