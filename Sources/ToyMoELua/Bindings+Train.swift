@@ -78,7 +78,7 @@ extension Bindings {
                 let opts = try OptionTable("toymoe.train_many", table, known: known)
                 let data = try trainManyData(opts, models: models)
                 let cfg = try trainingConfig(opts, rt, function: "toymoe.train_many", histories: max(1, models.count))
-                let threads = try opts.integer("threads", default: LockstepTrainer.defaultThreads, minimum: 1)
+                let threads = try opts.integer("threads", default: ctx.trainThreads, minimum: 1)
                 // The seeds sequential toymoe.train calls would have drawn, in the same order.
                 let seeds = models.map { _ in ctx.nextTrainSeed() }
                 let trainer: LockstepTrainer

@@ -24,6 +24,9 @@ final class ScriptContext {
     var onSteps: ((Int) -> Void)?
     /// The options this script runs under (for `toymoe.run_script`); nil in workers.
     var runOptions: ScriptRunOptions?
+    /// toymoe.train_many's default thread count: every core at top level; in a sweep worker the cores divided by
+    /// the sweep's jobs (the jobs already run cells in parallel). Results do not depend on it.
+    var trainThreads = LockstepTrainer.defaultThreads
 
     init(outputDirectory: URL, runSeed: UInt64, params: [(String, String)], isWorker: Bool) {
         self.outputDirectory = outputDirectory
