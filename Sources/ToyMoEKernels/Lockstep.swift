@@ -63,6 +63,8 @@ public final class LockstepGroup: @unchecked Sendable {
     public let probability, importance, scale: UnsafeMutablePointer<SIMD8<Float>>
     /// xoshiro256++ state words s0...s3, one stream per lane.
     public let rngState: UnsafeMutablePointer<SIMD8<UInt64>>
+    /// The generator's shift amounts as (k, 32 − k) pairs: 23, 17, 13 (see `ShiftPair`), and 16 twice.
+    let rngShifts: UnsafeMutablePointer<UInt32>
 
     /// Router stash (B rows of `stashStride` vectors): x (n), π (E), and for k > 1 the selection (k, Int32 bits),
     /// gates (k) and dL/dg (k). Rows of the current tile also serve pass 1 as its input rows.
@@ -93,6 +95,8 @@ public final class LockstepGroup: @unchecked Sendable {
         scale.update(repeating: SIMD8(repeating: 1), count: n)
         rngState = .allocate(capacity: 4)
         rngState.initialize(repeating: SIMD8(), count: 4)
+        rngShifts = .allocate(capacity: 8)
+        rngShifts.initialize(from: [23, 9, 17, 15, 13, 19, 16, 16], count: 8)
         let k = layout.active
         stashStride = n + layout.experts + (k > 1 ? 3 * k : 0)
         stash = vectors(batch * stashStride)
@@ -102,6 +106,7 @@ public final class LockstepGroup: @unchecked Sendable {
     deinit {
         for p in [params, moment1, moment2, probability, importance, scale, stash, scratch] { p.deallocate() }
         rngState.deallocate()
+        rngShifts.deallocate()
     }
 
     /// Loads model `lane`: its parameters (layout.count Floats), data vectors (n each; `scale` nil means none), and
@@ -326,17 +331,29 @@ private struct Words {
 
     @inline(__always) static func ^ (a: Words, b: Words) -> Words { Words(hi: a.hi ^ b.hi, lo: a.lo ^ b.lo) }
 
-    /// Rotation left by k, 0 < k < 32.
-    @inline(__always) func rotl(_ k: UInt32) -> Words {
-        Words(hi: (hi &<< splat(k)) | (lo &>> splat(32 - k)), lo: (lo &<< splat(k)) | (hi &>> splat(32 - k)))
+    /// Rotation left by k, 0 < k < 32 (`s` holds k and 32 − k).
+    @inline(__always) func rotl(_ s: ShiftPair) -> Words {
+        Words(hi: (hi &<< s.k) | (lo &>> s.rest), lo: (lo &<< s.k) | (hi &>> s.rest))
     }
 
     /// Rotation left by 32 + k, 0 < k < 32 (swap the halves, then rotate by k).
-    @inline(__always) func rotl32(plus k: UInt32) -> Words { Words(hi: lo, lo: hi).rotl(k) }
+    @inline(__always) func rotl32(plus s: ShiftPair) -> Words { Words(hi: lo, lo: hi).rotl(s) }
 
     /// Shift left by k, 0 < k < 32.
-    @inline(__always) func shl(_ k: UInt32) -> Words {
-        Words(hi: (hi &<< splat(k)) | (lo &>> splat(32 - k)), lo: lo &<< splat(k))
+    @inline(__always) func shl(_ s: ShiftPair) -> Words {
+        Words(hi: (hi &<< s.k) | (lo &>> s.rest), lo: lo &<< s.k)
+    }
+}
+
+/// A shift amount k and 32 − k, read from memory at run time (`LockstepGroup.rngShifts`). With compile-time constants
+/// LLVM recognizes `(a << k) | (b >> (32 − k))` as a funnel shift and, for SSE2, lowers it to one scalar `shld` per
+/// lane (measured); amounts it cannot see stay two vector shifts and an or. (AVX2 code is vector either way.)
+private struct ShiftPair {
+    let k: SIMD8<UInt32>
+    let rest: SIMD8<UInt32>
+    @inline(__always) init(_ table: UnsafePointer<UInt32>, _ i: Int) {
+        k = SIMD8(repeating: table[2 * i])
+        rest = SIMD8(repeating: table[2 * i + 1])
     }
 }
 
@@ -449,6 +466,8 @@ private func stepCore<Sh: ShapeType>(
     var reconTotal = SIMD8<Double>()
 
     var s0 = Words(g.rngState[0]), s1 = Words(g.rngState[1]), s2 = Words(g.rngState[2]), s3 = Words(g.rngState[3])
+    let rot23 = ShiftPair(g.rngShifts, 0), shl17 = ShiftPair(g.rngShifts, 1), rot13 = ShiftPair(g.rngShifts, 2)
+    let by16 = ShiftPair(g.rngShifts, 3)
     var tileStart = 0
     while tileStart < B {
         let tileCount = Swift.min(LockstepGroup.tileSize, B - tileStart)
@@ -460,17 +479,17 @@ private func stepCore<Sh: ShapeType>(
             for i in 0..<n {
                 // RandomStream.next(): result = rotl(s0 + s3, 23) + s0; t = s1 << 17; s2 ^= s0; s3 ^= s1;
                 // s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 45).
-                let word = (s0 &+ s3).rotl(23) &+ s0
-                let t = s1.shl(17)
+                let word = (s0 &+ s3).rotl(rot23) &+ s0
+                let t = s1.shl(shl17)
                 s2 = s2 ^ s0
                 s3 = s3 ^ s1
                 s1 = s1 ^ s2
                 s0 = s0 ^ s3
                 s2 = s2 ^ t
-                s3 = s3.rotl32(plus: 13)
+                s3 = s3.rotl32(plus: rot13)
                 // word >> 40 = hi >> 8; (word >> 16) & 0xFFFFFF = (lo >> 16 | hi << 16) & 0xFFFFFF. Both < 2²⁴.
                 let uBits = word.hi &>> splat(8)
-                let rBits = ((word.lo &>> splat(16)) | (word.hi &<< splat(16))) & splat(0xFF_FFFF)
+                let rBits = ((word.lo &>> by16.k) | (word.hi &<< by16.rest)) & splat(0xFF_FFFF)
                 let u = SIMD8<Float>(unsafeBitCast(uBits, to: SIMD8<Int32>.self)) * 0x1p-24
                 let r = SIMD8<Float>(unsafeBitCast(rBits, to: SIMD8<Int32>.self)) * 0x1p-24
                 var v = zero.replacing(with: u, where: r .<= probability[i])
