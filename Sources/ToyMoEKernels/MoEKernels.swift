@@ -115,7 +115,7 @@ public enum MoEKernels {
 
     // MARK: - Router
 
-    /// Router forward for one sample: logits z = G x, π = softmax(z) (max-subtracted), top-k selection on π with
+    /// Router forward for one sample: logits z = G x, π = softmax(z) (max-subtracted, exp = `kernelExp`), top-k selection on π with
     /// the given tie rule, and renormalized gates g = π_T / Σ π_T.
     /// - Shapes: `x` (n), `gate` (E, n), `probs` (E), `selected` (k), `gates` (k).
     @inline(__always)
@@ -152,7 +152,7 @@ public enum MoEKernels {
         for e in 0..<E { zmax = Swift.max(zmax, probs[e]) }
         var total: Float = 0
         for e in 0..<E {
-            let v = _expf(probs[e] - zmax)
+            let v = kernelExp(probs[e] - zmax)  // not libm: see Exp.swift (vector and scalar kernels agree bitwise)
             probs[e] = v
             total += v
         }
@@ -364,8 +364,8 @@ public enum MoEKernels {
         m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
         eps: Double, weightDecay: Double
     ) {
-        let k = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
-        let stepSize = k.stepSize, bc2Sqrt = k.bc2Sqrt, decay = k.decay, b2 = k.beta2, e = k.eps, c1 = k.c1, c2 = k.c2
+        let c = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        let stepSize = c.stepSize, bc2Sqrt = c.bc2Sqrt, decay = c.decay, b2 = c.beta2, e = c.eps, c1 = c.c1, c2 = c.c2
         for i in 0..<count {
             let g = grads[i]
             var p = params[i] * decay
@@ -380,21 +380,23 @@ public enum MoEKernels {
     }
 }
 
-/// The Float32 coefficients of one AdamW step (see `MoEKernels.adamW`), computed in Double as PyTorch computes
-/// them (Python floats) and rounded once. Every AdamW kernel variant uses exactly these values.
-public struct AdamWCoefficients: Sendable {
+/// The Float32 scalars of one AdamW step (`MoEKernels.adamW`'s formulas): bias corrections in Double, as PyTorch
+/// computes them in Python floats, then rounded once. Every AdamW implementation (scalar, SIMD, lockstep) takes its
+/// coefficients from here, so they cannot drift apart.
+public struct AdamWCoefficients: Sendable, Equatable {
     /// lr / (1 − β₁ᵗ)
-    public let stepSize: Float
+    public var stepSize: Float
     /// √(1 − β₂ᵗ)
-    public let bc2Sqrt: Float
-    /// 1 − lr·λ
-    public let decay: Float
-    public let beta2: Float
-    public let eps: Float
-    /// 1 − β₁ (the `lerp_` weight) and 1 − β₂.
-    public let c1: Float
-    public let c2: Float
+    public var bc2Sqrt: Float
+    /// 1 − lr·λ (decoupled weight decay)
+    public var decay: Float
+    /// β₂, ε, 1 − β₁, 1 − β₂ in Float32.
+    public var beta2: Float
+    public var eps: Float
+    public var c1: Float
+    public var c2: Float
 
+    /// The coefficients of step `step` (t ≥ 1).
     public init(step: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
         let bc1 = 1 - _pow(beta1, Double(step))
         let bc2 = 1 - _pow(beta2, Double(step))

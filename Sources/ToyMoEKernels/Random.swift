@@ -39,6 +39,13 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
         if s0 | s1 | s2 | s3 == 0 { s0 = 1 }  // the all-zero state is the one fixed point of xoshiro
     }
 
+    /// The xoshiro256++ state words (s0, s1, s2, s3). For kernels that run many streams side by side, one per SIMD
+    /// lane (Lockstep.swift): they load a stream's state, advance it exactly as `next()` does, and store it back.
+    public var state: (UInt64, UInt64, UInt64, UInt64) {
+        get { (s0, s1, s2, s3) }
+        set { (s0, s1, s2, s3) = newValue }
+    }
+
     /// Derives a child stream: `child([a])` of the stream named (seed, p) is independent of the parent's future draws.
     public mutating func split(_ word: UInt64) -> RandomStream {
         let key = next()

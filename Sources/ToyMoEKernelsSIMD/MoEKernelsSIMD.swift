@@ -481,8 +481,8 @@ public enum MoEKernelsSIMD {
         m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
         eps: Double, weightDecay: Double
     ) {
-        let k = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
-        let stepSize = k.stepSize, bc2Sqrt = k.bc2Sqrt, decay = k.decay, b2 = k.beta2, e = k.eps, c1 = k.c1, c2 = k.c2
+        let c = AdamWCoefficients(step: step, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        let stepSize = c.stepSize, bc2Sqrt = c.bc2Sqrt, decay = c.decay, b2 = c.beta2, e = c.eps, c1 = c.c1, c2 = c.c2
 
         @inline(__always)
         func chunk(_ i: Int) {

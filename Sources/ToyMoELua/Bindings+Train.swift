@@ -21,31 +21,7 @@ extension Bindings {
                 if data.featureProbability.count != m.featureCount {
                     throw LuaCallError("data: the distribution has \(data.featureProbability.count) features but the model has n_features = \(m.featureCount)")
                 }
-                var cfg = TrainingConfig()
-                cfg.steps = try opts.integer("steps", default: cfg.steps, minimum: 0)
-                cfg.batchSize = try opts.integer("batch_size", default: cfg.batchSize, minimum: 1)
-                if cfg.batchSize > 1 << 22 { throw LuaCallError("batch_size: expected at most \(1 << 22), got \(cfg.batchSize)") }
-                cfg.learningRate = try opts.number("lr", default: cfg.learningRate, expected: "a finite number ≥ 0", valid: { $0 >= 0 })
-                cfg.schedule = LearningRateSchedule(rawValue: try opts.choice("lr_schedule", LearningRateSchedule.allCases.map(\.rawValue), default: "constant"))!
-                cfg.beta1 = try opts.number("beta1", default: cfg.beta1, expected: "a number in [0, 1)", valid: { $0 >= 0 && $0 < 1 })
-                cfg.beta2 = try opts.number("beta2", default: cfg.beta2, expected: "a number in [0, 1)", valid: { $0 >= 0 && $0 < 1 })
-                cfg.epsilon = try opts.number("eps", default: cfg.epsilon, expected: "a finite number > 0", valid: { $0 > 0 })
-                cfg.weightDecay = try opts.number("weight_decay", default: cfg.weightDecay, expected: "a finite number ≥ 0", valid: { $0 >= 0 })
-                cfg.lossNormalization = LossNormalization(rawValue: try opts.choice("loss", ["sum", "mean"], default: "sum"))!
-                cfg.loadBalancing = try opts.boolean("load_balancing", default: false)
-                cfg.loadBalancingAlpha = try opts.number("load_balancing_alpha", default: 0.01, expected: "a finite number ≥ 0", valid: { $0 >= 0 })
-                cfg.historyStride = try opts.integer("history_every", default: 1, minimum: 1)
-                // The trainer reserves its loss history up front: bound steps, and count the history against memory.
-                if cfg.steps > 1 << 40 { throw LuaCallError("steps: expected at most \(1 << 40), got \(cfg.steps)") }
-                do throws(LuaCallError) { try rt.ensureHostCapacity((cfg.steps / cfg.historyStride + 2) * 16) } catch {
-                    throw LuaCallError("steps: a loss history of \(cfg.steps / cfg.historyStride + 2) entries (raise history_every): \(error.text)")
-                }
-                if let es = try opts.optionalTable("early_stop") {
-                    let e = try OptionTable("toymoe.train: early_stop", es, known: ["drop_loss", "stop_loss", "drop_factor"])
-                    cfg.earlyStop = EarlyStop(
-                        dropLoss: try e.number("drop_loss", default: 0.015), stopLoss: try e.number("stop_loss", default: 0.01),
-                        dropFactor: try e.number("drop_factor", default: 0.1, expected: "a number in (0, 1]", valid: { $0 > 0 && $0 <= 1 }))
-                }
+                let cfg = try trainingConfig(opts, rt, function: "toymoe.train")
                 let hook = try opts.optionalFunction("hook")
                 let hookEvery = try opts.integer("hook_every", default: 100, minimum: 1)
                 let seed = ctx.nextTrainSeed()
@@ -81,24 +57,138 @@ extension Bindings {
                         "data_seed": .string(String(seed)),
                     ]))
                 }
-                var t = LuaTable()
-                t.hash[.string("final_loss")] = .number(result.finalLoss)
-                t.hash[.string("final_reconstruction_loss")] = .number(result.finalReconstructionLoss)
-                t.hash[.string("final_load_balancing_loss")] = .number(result.finalLoadBalancingLoss)
-                t.hash[.string("steps")] = .integer(Int64(result.stepsRun))
-                t.hash[.string("stopped_early")] = .boolean(result.stoppedEarly)
-                t.hash[.string("seconds")] = .number(result.seconds)
-                if let d = result.divergence {
-                    if ctx.divergence == nil { ctx.divergence = (d.step + 1, d.reason) }
-                    t.hash[.string("diverged")] = .table(LuaTable(hash: [.string("step"): .integer(Int64(d.step + 1)), .string("reason"): .string(d.reason)]))
+                ctx.noteDivergence(result)
+                return [.table(resultTable(result))]
+            },
+            "train_many": { args in
+                let list = try args.table(1, "models")
+                guard list.hash.isEmpty else { throw args.argumentError("models", "expected a list of models, got a table with named keys") }
+                var models: [Model] = []
+                for (i, v) in list.array.enumerated() {
+                    guard case .userdata(let m as Model) = v else {
+                        throw args.argumentError("models", "element \(i + 1): expected a model, got \(describe(v))")
+                    }
+                    models.append(m)
                 }
-                t.hash[.string("history")] = .table(LuaTable(hash: [
-                    .string("step"): Tensor.list(result.historySteps.map { $0 + 1 }),
-                    .string("loss"): Tensor.list(result.history),
-                ]))
-                return [.table(t)]
-            }
+                var known = trainOptions.filter { $0 != "hook" && $0 != "hook_every" }
+                known.append("threads")
+                let table = try args.table(2, "options")
+                for key in ["hook", "hook_every"] where table.hash[.string(key)] != nil {
+                    throw LuaCallError("\(key): not supported by toymoe.train_many (use toymoe.train for hooks)")
+                }
+                let opts = try OptionTable("toymoe.train_many", table, known: known)
+                let data = try trainManyData(opts, models: models)
+                let cfg = try trainingConfig(opts, rt, function: "toymoe.train_many", histories: max(1, models.count))
+                let threads = try opts.integer("threads", default: ctx.trainThreads, minimum: 1)
+                // The seeds sequential toymoe.train calls would have drawn, in the same order.
+                let seeds = models.map { _ in ctx.nextTrainSeed() }
+                let trainer: LockstepTrainer
+                do {
+                    trainer = try LockstepTrainer(models: models, data: data, config: cfg, seeds: seeds)
+                } catch { throw LuaCallError(engineMessage(error)) }
+                if let m = models.first {
+                    let groups = min(threads, (models.count + 7) / 8)
+                    let perGroup = cfg.batchSize * (m.featureCount + m.expertCount + 3 * m.activeExpertCount) * 32 + m.layout.count * 128
+                    try rt.ensureHostCapacity(groups * perGroup)
+                }
+                let results = trainer.run(threads: threads)
+                for (i, result) in results.enumerated() {
+                    ctx.onSteps?(result.stepsRun)
+                    if !ctx.isWorker {
+                        ctx.trainings.append(.object([
+                            "model": models[i].config.toJSON(), "data": data[i].toJSON(), "training": cfg.toJSON(),
+                            "data_seed": .string(String(seeds[i])),
+                        ]))
+                    }
+                }
+                for r in results { ctx.noteDivergence(r) }
+                return [.table(LuaTable(array: results.map { .table(resultTable($0)) }))]
+            },
         ])
+    }
+
+    /// The `TrainingConfig` of toymoe.train's options (shared by toymoe.train and toymoe.train_many). `histories` is
+    /// how many loss histories the call keeps (they count against the script's memory limit).
+    static func trainingConfig(
+        _ opts: OptionTable, _ rt: LuaRuntime, function: String, histories: Int = 1
+    ) throws(LuaCallError) -> TrainingConfig {
+        var cfg = TrainingConfig()
+        cfg.steps = try opts.integer("steps", default: cfg.steps, minimum: 0)
+        cfg.batchSize = try opts.integer("batch_size", default: cfg.batchSize, minimum: 1)
+        if cfg.batchSize > 1 << 22 { throw LuaCallError("batch_size: expected at most \(1 << 22), got \(cfg.batchSize)") }
+        cfg.learningRate = try opts.number("lr", default: cfg.learningRate, expected: "a finite number ≥ 0", valid: { $0 >= 0 })
+        cfg.schedule = LearningRateSchedule(rawValue: try opts.choice("lr_schedule", LearningRateSchedule.allCases.map(\.rawValue), default: "constant"))!
+        cfg.beta1 = try opts.number("beta1", default: cfg.beta1, expected: "a number in [0, 1)", valid: { $0 >= 0 && $0 < 1 })
+        cfg.beta2 = try opts.number("beta2", default: cfg.beta2, expected: "a number in [0, 1)", valid: { $0 >= 0 && $0 < 1 })
+        cfg.epsilon = try opts.number("eps", default: cfg.epsilon, expected: "a finite number > 0", valid: { $0 > 0 })
+        cfg.weightDecay = try opts.number("weight_decay", default: cfg.weightDecay, expected: "a finite number ≥ 0", valid: { $0 >= 0 })
+        cfg.lossNormalization = LossNormalization(rawValue: try opts.choice("loss", ["sum", "mean"], default: "sum"))!
+        cfg.loadBalancing = try opts.boolean("load_balancing", default: false)
+        cfg.loadBalancingAlpha = try opts.number("load_balancing_alpha", default: 0.01, expected: "a finite number ≥ 0", valid: { $0 >= 0 })
+        cfg.historyStride = try opts.integer("history_every", default: 1, minimum: 1)
+        // The trainer reserves its loss history up front: bound steps, and count the history against memory.
+        if cfg.steps > 1 << 40 { throw LuaCallError("steps: expected at most \(1 << 40), got \(cfg.steps)") }
+        do throws(LuaCallError) { try rt.ensureHostCapacity((cfg.steps / cfg.historyStride + 2) * 16 * histories) } catch {
+            throw LuaCallError("steps: a loss history of \(cfg.steps / cfg.historyStride + 2) entries (raise history_every): \(error.text)")
+        }
+        if let es = try opts.optionalTable("early_stop") {
+            let e = try OptionTable("\(function): early_stop", es, known: ["drop_loss", "stop_loss", "drop_factor"])
+            cfg.earlyStop = EarlyStop(
+                dropLoss: try e.number("drop_loss", default: 0.015), stopLoss: try e.number("stop_loss", default: 0.01),
+                dropFactor: try e.number("drop_factor", default: 0.1, expected: "a number in (0, 1]", valid: { $0 > 0 && $0 <= 1 }))
+        }
+        return cfg
+    }
+
+    /// toymoe.train's result table.
+    static func resultTable(_ result: TrainingResult) -> LuaTable {
+        var t = LuaTable()
+        t.hash[.string("final_loss")] = .number(result.finalLoss)
+        t.hash[.string("final_reconstruction_loss")] = .number(result.finalReconstructionLoss)
+        t.hash[.string("final_load_balancing_loss")] = .number(result.finalLoadBalancingLoss)
+        t.hash[.string("steps")] = .integer(Int64(result.stepsRun))
+        t.hash[.string("stopped_early")] = .boolean(result.stoppedEarly)
+        t.hash[.string("seconds")] = .number(result.seconds)
+        if let d = result.divergence {
+            t.hash[.string("diverged")] = .table(LuaTable(hash: [.string("step"): .integer(Int64(d.step + 1)), .string("reason"): .string(d.reason)]))
+        }
+        t.hash[.string("history")] = .table(LuaTable(hash: [
+            .string("step"): Tensor.list(result.historySteps.map { $0 + 1 }),
+            .string("loss"): Tensor.list(result.history),
+        ]))
+        return t
+    }
+
+    /// The data distributions of toymoe.train_many's `data` option: one toymoe.data (or a table of its options) for
+    /// every model, or a list with one per model.
+    static func trainManyData(_ opts: OptionTable, models: [Model]) throws(LuaCallError) -> [DataDistribution] {
+        func one(_ v: LuaValue, _ what: String, _ m: Model) throws(LuaCallError) -> DataDistribution {
+            let d: DataDistribution
+            switch v {
+            case .userdata(let o as DataHandle): d = o.distribution
+            case .table(let t): d = try dataDistribution(t, function: "toymoe.train_many: \(what)", featureCount: m.featureCount)
+            case let other: throw opts.fail(what, "a toymoe.data{...} or a table of its options", other)
+            }
+            if d.featureProbability.count != m.featureCount {
+                throw LuaCallError("\(what): the distribution has \(d.featureProbability.count) features but the models have n_features = \(m.featureCount)")
+            }
+            return d
+        }
+        guard let first = models.first else { return [] }
+        switch opts.value("data") {
+        case .nil:
+            throw LuaCallError("data: required option is missing (a toymoe.data{...}, a table of its options, or a list with one per model)")
+        case .table(let t) where !t.array.isEmpty:
+            guard t.hash.isEmpty else { throw LuaCallError("data: expected a list of data distributions (one per model) or one distribution, got a table mixing both") }
+            guard t.array.count == models.count else {
+                throw LuaCallError("data: expected one data distribution per model (\(models.count)), got a list of \(t.array.count)")
+            }
+            var out: [DataDistribution] = []
+            for (i, v) in t.array.enumerated() { out.append(try one(v, "data[\(i + 1)]", models[i])) }
+            return out
+        case let v:
+            return [DataDistribution](repeating: try one(v, "data", first), count: models.count)
+        }
     }
 
     // MARK: Metrics

@@ -28,6 +28,14 @@ final class ScriptContext {
     /// A sweep worker turns it into a failed (diverged) replicate.
     var divergence: (step: Int, reason: String)?
 
+    /// Records a training's divergence as the phase's first one (1-based step), if it diverged and none was yet.
+    func noteDivergence(_ result: TrainingResult) {
+        if let d = result.divergence, divergence == nil { divergence = (d.step + 1, d.reason) }
+    }
+    /// toymoe.train_many's default thread count: every core at top level; in a sweep worker the cores divided by
+    /// the sweep's jobs (the jobs already run cells in parallel). Results do not depend on it.
+    var trainThreads = LockstepTrainer.defaultThreads
+
     init(outputDirectory: URL, runSeed: UInt64, params: [(String, String)], isWorker: Bool) {
         self.outputDirectory = outputDirectory
         self.runSeed = runSeed

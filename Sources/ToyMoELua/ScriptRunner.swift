@@ -235,6 +235,7 @@ final class LuaSweepWorker: SweepWorker {
         }
         run = declared.run
         context.onSteps = { [weak runner] n in runner?.addSteps(n) }
+        context.trainThreads = max(1, LockstepTrainer.defaultThreads / max(1, o.jobs))
         cellBudget = LuaBudget(
             instructions: o.instructionLimit == 0 ? nil : o.instructionLimit, seconds: o.timeLimit > 0 ? o.timeLimit : nil)
     }

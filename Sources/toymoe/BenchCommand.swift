@@ -25,7 +25,8 @@ struct BenchCommand: ParsableCommand {
                   whole-batch on one thread and split into two batch halves on two threads (the cut-over of
                   Trainer.splitThreshold); its variants are always those two, with the widest SIMD kernels
             Variants (baseline first): \(BenchVariant.all.map(\.name).joined(separator: ", ")).
-            Method: one thread (P6: one and two); each (unit, variant) is warmed up and calibrated to run for at least --min-time
+            lockstep-1t/-2t (P1 only): LockstepTrainer on 128 models, 1 or 2 threads; one iteration = one model-step.
+            Method: one thread (except lockstep-2t, and P6's two-thread variant); each (unit, variant) is warmed up and calibrated to run for at least --min-time
             per round; then --repeats rounds alternate the variants (A B, B A, A B, ...). Reported: median time
             per iteration, p10–p90 over rounds, MAD, rate, GFLOP/s (analytic dense-equivalent flop count, see
             BENCHMARKS.md), and speedups (reference time / variant time) computed per round, then median'd.
@@ -93,7 +94,8 @@ struct BenchCommand: ParsableCommand {
         if BenchBuild.configuration == "debug" {
             progress("warning: debug build: the naive reference and this harness are unoptimized; use `swift build -c release` for real numbers")
         }
-        progress("toymoe bench: \(machine.cpuModel), 1 thread, variants \(variantList.map(\.name).joined(separator: ", ")), \(repeats) rounds × ≥\(minTime) s")
+        let threadsUsed = variantList.map(\.threads).max() ?? 1
+        progress("toymoe bench: \(machine.cpuModel), 1 thread (lockstep-Nt: N), variants \(variantList.map(\.name).joined(separator: ", ")), \(repeats) rounds × ≥\(minTime) s")
 
         let peak = PeakEstimate.measure(seconds: max(0.05, min(0.5, minTime * 2)))
         progress(String(format: "baseline-ISA SIMD mul+add peak (this build, one core): %.1f GFLOP/s", peak))
@@ -104,13 +106,15 @@ struct BenchCommand: ParsableCommand {
         var results: [UnitResult] = []
         for unit in BenchUnit.all where configNames.contains(unit.config) {
             progress("\(unit.config) \(unit.name) [\(unit.shape.label)] ...")
-            let unitVariants = unit.config == "P6" ? BenchVariant.parallel : variantList
+            let unitVariants = unit.config == "P6" ? BenchVariant.parallel : variantList.filter { $0.applies(unit) }
+            if unitVariants.isEmpty { continue }
             let r = try BenchRunner.measure(unit: unit, variants: unitVariants, repeats: repeats, minTime: minTime)
             results.append(r)
             if !quiet { progress("  " + r.summaryLine()) }
         }
         provenance.finish()
 
+        let machineJSON = machine.toJSON(threadsUsed: threadsUsed)
         if !quiet {
             print(BenchReport.table(results, variants: variantList, peak: peak, machine: machine))
             print(String(format: "%@ multiply-add peak measured in this run: %.1f GFLOP/s per core (P3's GFLOP/s as a fraction of it: see BENCHMARKS.md)", best.rawValue, isaPeak))
@@ -118,9 +122,9 @@ struct BenchCommand: ParsableCommand {
         if let json {
             var doc = JSONObject()
             doc["provenance"] = provenance.toJSON()
-            doc["machine"] = machine.toJSON()
+            doc["machine"] = machineJSON
             doc["method"] = [
-                "threads": 1,
+                "threads": "1 per variant, except lockstep-Nt (N threads)",
                 "repeats": .int(repeats),
                 "min_time_seconds": .number(minTime),
                 "warm_up": "one calibration iteration, then one calibrated batch of iterations, per unit and variant",
@@ -182,13 +186,13 @@ struct MachineInfo {
         return "No AVX2/FMA reported by this CPU."
     }
 
-    func toJSON() -> JSONValue {
+    func toJSON(threadsUsed: Int = 1) -> JSONValue {
         let isa = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl"].filter { flags.contains($0) }
         return [
             "cpu_model": .string(cpuModel),
             "isa_flags": .array(isa.map { .string($0) }),
             "host": host.toJSON(),
-            "threads_used": 1,
+            "threads_used": .int(threadsUsed),
         ]
     }
 }
@@ -384,11 +388,16 @@ struct BenchVariant {
     var name: String
     var description: String
     var make: (BenchUnit) throws -> (Int) -> Void
+    /// Threads the variant uses (1 for every per-model kernel variant).
+    var threads = 1
+    /// The units this variant can run (lockstep training only exists for whole training steps of many tiny models).
+    var applies: (BenchUnit) -> Bool = { _ in true }
 
     /// Every variant this CPU runs, the reference (baseline of the speedups) first: the naive reference, then each
     /// engine kernel set (`scalar`, `simd-baseline`, and `simd-avx2` / `simd-avx512` where the CPU has them).
     static var all: [BenchVariant] {
         [.naive] + KernelVariant.supported.map { .kernels(.engine($0), trainingStepViaTrainer: true) }
+            + [.lockstep(threads: 1), .lockstep(threads: 2)]
     }
 
     /// P6's variants: the widest SIMD kernels through `Trainer.step()`, whole batch on one thread, and split into two
@@ -412,6 +421,17 @@ struct BenchVariant {
         }
     }
 
+    /// `LockstepTrainer` on \(LockstepFixture.modelCount) models of the unit's shape (P1 training steps only): one
+    /// iteration is one model-step, so its rate compares directly with the per-model variants'.
+    static func lockstep(threads: Int) -> BenchVariant {
+        BenchVariant(
+            name: "lockstep-\(threads)t",
+            description: "LockstepTrainer.run(threads: \(threads)) on \(LockstepFixture.modelCount) models (8 per SIMD group, each group trained through all its steps by one thread; includes the per-step bookkeeping and the per-call setup); one iteration = one model-step",
+            make: { unit in try LockstepFixture(unit: unit, threads: threads).body() },
+            threads: threads,
+            applies: { $0.config == "P1" && $0.kind == .step })
+    }
+
     /// The naive reference: `NaiveMoE` (nested Double arrays, every expert evaluated densely) for forward,
     /// loss and gradients; bench-local plain-loop baselines (`NaiveBaselines`) for sampling and AdamW.
     static var naive: BenchVariant {
@@ -431,6 +451,47 @@ struct BenchVariant {
                 ? "kernel set '\(set.name)' over flat buffers; training step = Trainer.step()"
                 : "kernel set '\(set.name)' over flat buffers; training step composed in Trainer.step's order"
         ) { unit in try KernelFixture(unit: unit, set: set, viaTrainer: trainingStepViaTrainer).body() }
+    }
+}
+
+/// Many models of one P1 shape for `LockstepTrainer`. A call trains the models for `iterations / modelCount` steps,
+/// then the first `iterations mod modelCount` of them for one more step: exactly `iterations` model-steps.
+final class LockstepFixture {
+    static let modelCount = 128
+    let unit: BenchUnit
+    let threads: Int
+    let models: [Model]
+    let data: [DataDistribution]
+    var config = TrainingConfig()
+
+    init(unit: BenchUnit, threads: Int) throws {
+        self.unit = unit
+        self.threads = threads
+        let s = unit.shape
+        models = try (0..<Self.modelCount).map { try Model(config: s.modelConfig, seed: 1, modelID: UInt64($0)) }
+        data = [DataDistribution](repeating: .uniform(featureCount: s.n, probability: s.probability), count: Self.modelCount)
+        config.batchSize = s.batch
+        config.loadBalancing = s.loadBalancing
+        config.historyStride = 1 << 30
+    }
+
+    func train(_ count: Int, steps: Int) -> Double {
+        var c = config
+        c.steps = steps
+        let trainer = try! LockstepTrainer(
+            models: Array(models[0..<count]), data: Array(data[0..<count]), config: c,
+            seeds: [UInt64](repeating: 7, count: count), modelIDs: (0..<count).map { UInt64($0) })
+        return trainer.run(threads: threads).reduce(0) { $0 + $1.finalLoss }
+    }
+
+    func body() -> (Int) -> Void {
+        { [self] iterations in
+            var acc = 0.0
+            let rounds = iterations / Self.modelCount, rest = iterations % Self.modelCount
+            if rounds > 0 { acc += train(Self.modelCount, steps: rounds) }
+            if rest > 0 { acc += train(rest, steps: 1) }
+            BenchSink.shared.consume(acc)
+        }
     }
 }
 
@@ -923,7 +984,7 @@ enum BenchReport {
         }
         out.insert(String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1)), at: 1)
         out.append("")
-        out.append(String(format: "one thread; build %@; baseline-ISA (SSE2) mul+add peak %.1f GFLOP/s. ", BenchBuild.configuration, peak) + machine.fmaPeakReference)
+        out.append(String(format: "one thread (lockstep-Nt: N threads); build %@; baseline-ISA (SSE2) mul+add peak %.1f GFLOP/s. ", BenchBuild.configuration, peak) + machine.fmaPeakReference)
         out.append("GFLOP/s: dense-equivalent analytic flops (BENCHMARKS.md); speedup = reference time / variant time, per round, median")
         return out.joined(separator: "\n")
     }

@@ -6,6 +6,9 @@ import ToyMoEKernels
 /// `toymoe bench`: the harness runs, writes well-formed JSON and its help. No timing assertions: speed is
 /// measured by benchmarks (BENCHMARKS.md), not by tests.
 @Suite(.serialized) struct BenchCommandTests {
+    /// The default variants on this CPU, in order: naive, every runnable kernel build, then lockstep on 1 and 2 threads.
+    static let variantNames = ["naive"] + KernelVariant.supported.map(\.rawValue) + ["lockstep-1t", "lockstep-2t"]
+
     @Test("toymoe bench --configs P1 writes JSON with every unit, variant and a positive speedup")
     func benchJSON() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-bench")
@@ -18,7 +21,7 @@ import ToyMoEKernels
         #expect(doc["provenance"]?["tool"]?.stringValue == "toymoe bench")
         #expect(doc["provenance"]?["kernel_variant"]?.stringValue != nil)
         #expect(doc["machine"]?["cpu_model"]?.stringValue != nil)
-        #expect(doc["machine"]?["threads_used"]?.intValue == 1)
+        #expect(doc["machine"]?["threads_used"]?.intValue == 2)  // lockstep-2t
         #expect(doc["method"]?["repeats"]?.intValue == 2)
         #expect(doc["method"]?["reference"]?.stringValue == "naive")
         #expect((doc["peak"]?["baseline_isa_mul_add_gflops"]?.doubleValue ?? 0) > 0)
@@ -34,7 +37,7 @@ import ToyMoEKernels
             #expect(unit["shape"]?["batch_size"]?.intValue == 512)
             #expect((unit["flops_per_iteration"]?.doubleValue ?? 0) > 0)
             let variants = try #require(unit["variants"]?.arrayValue)
-            #expect(variants.compactMap { $0["name"]?.stringValue } == ["naive"] + KernelVariant.supported.map(\.rawValue))
+            #expect(variants.compactMap { $0["name"]?.stringValue } == Self.variantNames)
             for v in variants {
                 let seconds = try #require(v["seconds_per_iteration"])
                 #expect(seconds["samples"]?.arrayValue?.count == 2)
@@ -47,7 +50,7 @@ import ToyMoEKernels
             }
             let ratios = try #require(unit["ratios"]?.arrayValue)
             // Each later variant against every earlier one: scalar/naive, simd-baseline/naive, simd-baseline/scalar, ...
-            let names = ["naive"] + KernelVariant.supported.map(\.rawValue)
+            let names = Self.variantNames
             var expected = Set<String>()
             for j in names.indices { for i in 0..<j { expected.insert(names[j] + "/" + names[i]) } }
             #expect(ratios.count == expected.count)

@@ -5,19 +5,23 @@
 -- load balancing on (α = 0.01), vectorized (mean-over-features) loss, batch 512, AdamW 1e-3, Xavier init.
 -- Grid: sparsity S = 0.025…0.975 (step 0.025, 39 values; density p = 1 − S for every feature) × r = 0.10…2.95
 -- (step 0.05, 58 values) = 2262 cells per architecture. Importance 1 for every feature but the last, which gets r.
--- Per cell several restarts; the one with the lowest final minibatch loss is kept (the authors: 10 restarts).
+-- Per (S, r) several restarts; the one with the lowest final minibatch loss is kept (the authors: 10 restarts). A sweep
+-- cell is one (architecture, S) row: all its r values × restarts train at once with toymoe.train_many (lockstep,
+-- byte-identical to training each model alone), so summary.csv has one row per (arch, S) and results.npz holds the
+-- per-r values as arrays over r.
 -- Per cell and expert: ‖W_last‖, s_last (§6.3, self term included), Σ_{j≠last}(Ŵ_last·W_j)², the class of the last
 -- feature (ignored ‖W_last‖ < 0.1 / superposed Σ_{j≠last} > 0.1 / else monosemantic), and W itself.
 --
 --   toymoe run scripts/paper/fig4_phase.lua [scale=quick|full] [archs=211,212] [steps=N] [restarts=K]
 --       [s_every=I] [r_every=J] [s_list=0.025,0.5] [r_list=0.1,1.5] [r_mode=loss_weight|input_scale] [reference=ref] --out results/fig4 --jobs 2
 --
--- quick (default): every 7th S × every 11th r (6 × 6 = 36 cells, all on the authors' grid: S = 0.025, 0.2, …, 0.9;
---   r = 0.1, 0.65, …, 2.85), 3 restarts, 2000 steps: 8 archs × 36 cells × 3 = 864 models, 1.7M steps, ≈ 130 s of
---   CPU measured on a busy machine (≈ 45–65 s with --jobs 2); 2000 steps is about the least at which a dropped
---   feature's residual weight falls below the 0.1 class threshold. 6 × 8 cells (r_every=8) cost 177 s of CPU.
--- full: the published grid, 2262 cells × 10 restarts × 5000 steps × 8 archs = 180,960 models (roughly 8–10 h on
---   2 cores at ~30–50 µs/step; use --jobs, --resume and --shard).
+-- quick (default): every 7th S × every 11th r (6 × 6 = 36 (S, r) points, all on the authors' grid: S = 0.025, 0.2,
+--   …, 0.9; r = 0.1, 0.65, …, 2.85), 3 restarts, 2000 steps: 8 archs × 36 points × 3 = 864 models, 1.7M steps
+--   (the per-model trainer took ≈ 130 s of CPU for this on a busy machine; lockstep training is several times
+--   faster); 2000 steps is about the least at which a dropped feature's residual weight falls below the 0.1 class
+--   threshold.
+-- full: the published grid, 2262 (S, r) points × 10 restarts × 5000 steps × 8 archs = 180,960 models in
+--   8 × 39 = 312 sweep cells of 580 models each (use --jobs, --resume and --shard).
 --
 -- r_mode: the authors' code uses r as the last feature's LOSS WEIGHT (SPEC §9.1, the default here); the paper text
 -- says r scales the last INPUT: pass r_mode=input_scale for that reading.
@@ -149,11 +153,11 @@ local function pad_W(W, n, m)
   return P
 end
 
+-- One sweep cell per (architecture, S): every r and every restart of that row are trained together by
+-- toymoe.train_many (eight models per SIMD group), and the best restart per r is kept inside the cell.
 local cells = {}
 for _, arch in ipairs(archs) do
-  for _, S in ipairs(S_VALS) do
-    for _, r in ipairs(R_VALS) do cells[#cells + 1] = { arch = arch, S = S, r = r } end
-  end
+  for _, S in ipairs(S_VALS) do cells[#cells + 1] = { arch = arch, S = S } end
 end
 
 -- Statistics helpers.
@@ -273,12 +277,15 @@ local function finish(rows)
   for _, row in ipairs(rows) do
     local c, res = row.cell, row.result
     local g = G[c.arch]
-    local a, b = S_POS[string.format("%.3f", c.S)], R_POS[string.format("%.3f", c.r)]
-    g.losses[#g.losses + 1] = res.final_loss
-    for e = 1, #g.experts do
-      g.experts[e].norms[a][b] = res.norm_last[e]
-      g.experts[e].sup[a][b] = res.s_last[e]
-      g.experts[e].classes[a][b] = CLASSES[res.class_code[e] + 1]
+    local a = S_POS[string.format("%.3f", c.S)]
+    for k, r in ipairs(res.r) do -- one entry per r of the (arch, S) row, in R_VALS order
+      local b = R_POS[string.format("%.3f", r)]
+      g.losses[#g.losses + 1] = res.final_loss[k]
+      for e = 1, #g.experts do
+        g.experts[e].norms[a][b] = res.norm_last[k][e]
+        g.experts[e].sup[a][b] = res.s_last[k][e]
+        g.experts[e].classes[a][b] = CLASSES[res.class_code[k][e] + 1]
+      end
     end
   end
   local REF = nil
@@ -536,33 +543,63 @@ end
 toymoe.sweep{
   name = "fig4_phase",
   cells = cells,
-  order = { "arch", "S", "r" },
-  replicates = restarts,
-  select = { minimize = "final_loss" },
+  order = { "arch", "S" },
+  -- One replicate per cell (the restarts are inside it); `select` makes it the row's `result` for finish().
+  select = { minimize = "mean_final_loss" },
   run = function(cell)
     local n, m, E = shape(cell.arch)
-    local model <close> = toymoe.model{ n_features = n, n_hidden = m, n_experts = E, n_active_experts = 1 }
-    local data = toymoe.data{ n_features = n, feature_probability = 1 - cell.S, relative_importance = cell.r,
-                              relative_importance_mode = r_mode }
-    local r = toymoe.train(model, { data = data, steps = steps, batch_size = batch, loss = "mean",
-                                    load_balancing = true, load_balancing_alpha = alpha, history_every = steps })
-    local norm_last, s_last, s_other, class_code, W = {}, {}, {}, {}, {}
-    local symbols = ""
-    for e = 1, 3 do
-      if e <= E then
-        local We = model:W(e)
-        local norm, s, o, class = measure_W(We)
-        norm_last[e], s_last[e], s_other[e], class_code[e] = norm, s, o, CODE[class]
-        symbols = symbols .. SYMBOL[class]
-        W[e] = pad_W(We, n, m)
-      else
-        norm_last[e], s_last[e], s_other[e], class_code[e] = 0, 0, 0, -1
-        W[e] = pad_W({}, 0, 0)
+    -- Models in (r, restart) order; the data of one r is shared by its restarts.
+    local models, datas = {}, {}
+    for _, r in ipairs(R_VALS) do
+      local data = toymoe.data{ n_features = n, feature_probability = 1 - cell.S, relative_importance = r,
+                                relative_importance_mode = r_mode }
+      for _ = 1, restarts do
+        models[#models + 1] = toymoe.model{ n_features = n, n_hidden = m, n_experts = E, n_active_experts = 1 }
+        datas[#datas + 1] = data
       end
     end
-    return { final_loss = r.final_loss, final_load_balancing_loss = r.final_load_balancing_loss,
-             n = n, m = m, E = E, classes = symbols, diverged = r.diverged ~= nil,
-             norm_last = norm_last, s_last = s_last, s_other = s_other, class_code = class_code, W = W }
+    local results = toymoe.train_many(models, { data = datas, steps = steps, batch_size = batch, loss = "mean",
+                                               load_balancing = true, load_balancing_alpha = alpha,
+                                               history_every = steps })
+    local out = { r = {}, final_loss = {}, final_load_balancing_loss = {}, classes = {}, diverged = 0,
+                  norm_last = {}, s_last = {}, s_other = {}, class_code = {}, W = {} }
+    local total = 0
+    for k, r in ipairs(R_VALS) do
+      -- The restart with the lowest final minibatch loss (a diverged restart, NaN, never wins).
+      local best, best_loss = nil, math.huge
+      for j = 1, restarts do
+        local i = (k - 1) * restarts + j
+        local l = results[i].final_loss
+        if results[i].diverged then out.diverged = out.diverged + 1 end
+        if l == l and (best == nil or l < best_loss) then best, best_loss = i, l end
+      end
+      best = best or (k - 1) * restarts + 1
+      local model, res = models[best], results[best]
+      local norm_last, s_last, s_other, class_code, W = {}, {}, {}, {}, {}
+      local symbols = ""
+      for e = 1, 3 do
+        if e <= E then
+          local We = model:W(e)
+          local norm, sl, o, class = measure_W(We)
+          norm_last[e], s_last[e], s_other[e], class_code[e] = norm, sl, o, CODE[class]
+          symbols = symbols .. SYMBOL[class]
+          W[e] = pad_W(We, n, m)
+        else
+          norm_last[e], s_last[e], s_other[e], class_code[e] = 0, 0, 0, -1
+          W[e] = pad_W({}, 0, 0)
+        end
+      end
+      out.r[k], out.final_loss[k], out.final_load_balancing_loss[k] = r, res.final_loss, res.final_load_balancing_loss
+      out.classes[k], out.norm_last[k], out.s_last[k], out.s_other[k] = symbols, norm_last, s_last, s_other
+      out.class_code[k], out.W[k] = class_code, W
+      total = total + res.final_loss
+    end
+    for _, model in ipairs(models) do model:free() end
+    -- Scalars for summary.csv (one row per (arch, S)); the per-r values are arrays (results.npz).
+    out.n, out.m, out.E = n, m, E
+    out.mean_final_loss = total / #R_VALS
+    out.classes = table.concat(out.classes, ",")
+    return out
   end,
   finish = finish,
 }
