@@ -43,6 +43,10 @@ public struct KernelSet {
     /// benchmark measures the peak of the instruction set that actually runs (FMA with AVX2). nil for `scalar`.
     public let peakProbe: ((Int, Float) -> Float)?
 
+    /// One lockstep training step for a group of up to 8 models (`LockstepKernels.step` of this build; the scalar
+    /// set uses the baseline build, since lockstep is SIMD by construction and bitwise identical in every build).
+    public let lockstepStep: (LockstepGroup, Double, Float?, LockstepAdamW) -> LockstepLosses
+
     /// The set of `variant`. A variant this CPU cannot run is replaced by the widest one it can (callers that
     /// must not fall back check `variant.isSupported` first; `KernelVariant.resolve` reports why).
     public init(_ variant: KernelVariant) {
@@ -58,11 +62,13 @@ public struct KernelSet {
             adamW = MoEKernels.adamW
             paths = []
             peakProbe = nil
+            lockstepStep = { ToyMoEKernelsSIMD.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
         case .simdBaseline:
             forward = ToyMoEKernelsSIMD.MoEKernelsSIMD.forward
             backward = ToyMoEKernelsSIMD.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsSIMD.MoEKernelsSIMD.adamW
             peakProbe = ToyMoEKernelsSIMD.MoEKernelsSIMD.peakProbe
+            lockstepStep = { ToyMoEKernelsSIMD.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
             paths = [
                 ("per-sample", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardPerSample),
                 ("tiled", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardTiled),
@@ -72,6 +78,7 @@ public struct KernelSet {
             backward = ToyMoEKernelsAVX2.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsAVX2.MoEKernelsSIMD.adamW
             peakProbe = ToyMoEKernelsAVX2.MoEKernelsSIMD.peakProbe
+            lockstepStep = { ToyMoEKernelsAVX2.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
             paths = [
                 ("per-sample", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardPerSample),
                 ("tiled", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardTiled),
@@ -81,6 +88,7 @@ public struct KernelSet {
             backward = ToyMoEKernelsAVX512.MoEKernelsSIMD.backward
             adamW = ToyMoEKernelsAVX512.MoEKernelsSIMD.adamW
             peakProbe = ToyMoEKernelsAVX512.MoEKernelsSIMD.peakProbe
+            lockstepStep = { ToyMoEKernelsAVX512.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
             paths = [
                 ("per-sample", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardPerSample),
                 ("tiled", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardTiled),

@@ -1,7 +1,7 @@
 import Foundation
 import ToyMoEKernels
 
-/// Trains many models of one shape at once, eight per SIMD group (`LockstepKernels`), with results byte-identical
+/// Trains many models of one shape at once, eight per SIMD group (`LockstepKernels` of the chosen ISA build), with results byte-identical
 /// to training each model alone:
 ///
 ///     LockstepTrainer(models: ms, data: ds, config: c, seeds: ss, modelIDs: ids).run()[i]
@@ -20,12 +20,17 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
     public let config: TrainingConfig
     public let seeds: [UInt64]
     public let modelIDs: [UInt64]
+    /// Which build of the lockstep step runs (`scalar` means the baseline SIMD build: there is no scalar lockstep
+    /// step, and every build gives the scalar Trainer's bits; the choice only changes speed).
+    public let kernels: KernelVariant
 
     /// Validates shapes and counts: one data distribution, seed and model ID per model; every model with the same
     /// n_features, n_hidden, n_experts, n_active_experts and tie rule; no model listed twice.
     public init(
-        models: [Model], data: [DataDistribution], config: TrainingConfig, seeds: [UInt64], modelIDs: [UInt64]? = nil
+        models: [Model], data: [DataDistribution], config: TrainingConfig, seeds: [UInt64], modelIDs: [UInt64]? = nil,
+        kernels: KernelVariant = KernelVariant.selected
     ) throws {
+        self.kernels = kernels
         let c = "LockstepTrainer"
         let ids = modelIDs ?? [UInt64](repeating: 0, count: models.count)
         guard data.count == models.count else {
@@ -104,6 +109,7 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
         let layout = models[first].layout
         let group = LockstepGroup(
             layout: layout, batch: config.batchSize, tieBreak: models[first].config.tieBreak.kernel, laneCount: lanes)
+        let step = KernelSet(kernels).lockstepStep
         for l in 0..<lanes {
             let i = first + l
             let d = data[i]
@@ -168,7 +174,7 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
                             weightDecay: config.weightDecay))
                 }
             }
-            let losses = LockstepKernels.step(group, lossScale: lossScale, lbAlpha: lbAlpha, adamW: adam)
+            let losses = step(group, lossScale, lbAlpha, adam)
             let isLast = t + 1 == steps
             for l in 0..<lanes where active[l] {
                 let recon = losses.reconstruction[l], lb = losses.loadBalancing[l]
@@ -176,7 +182,7 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
                 last[l] = info
                 stepsRun[l] = t + 1
                 if !info.loss.isFinite {
-                    divergence[l] = (t, "loss became \(info.loss) at step \(t) (lr \(info.learningRate))")
+                    divergence[l] = (t, Trainer.divergenceReason(info))
                 }
                 var stop = divergence[l] != nil
                 if let es = config.earlyStop, !stop {

@@ -150,13 +150,14 @@ public final class Trainer {
     let moment2: UnsafeMutableBufferPointer<Float>
     let importance: [Float]
 
+    /// - Parameter kernels: nil (the default) uses `KernelVariant.forShape(model.layout)`.
     /// - Parameter splitBatch: nil (the default) splits by shape (`splitsBatch(layout:batch:)`); true/false forces
     ///   it (for benchmarks and tests; a forced split needs an even batch and is ignored otherwise).
     public init(
         model: Model, data: DataDistribution, config: TrainingConfig, seed: UInt64, modelID: UInt64 = 0,
-        kernels: KernelVariant = KernelVariant.selected, splitBatch: Bool? = nil
+        kernels: KernelVariant? = nil, splitBatch: Bool? = nil
     ) throws {
-        self.kernelSet = KernelSet(kernels)
+        self.kernelSet = KernelSet(kernels ?? KernelVariant.forShape(model.layout))
         try config.validate()
         try data.validate(featureCount: model.featureCount)
         self.model = model
@@ -353,6 +354,11 @@ public final class Trainer {
         return StepInfo(step: t, loss: recon + lb, reconstructionLoss: recon, loadBalancingLoss: lb, learningRate: lr)
     }
 
+    /// The reason recorded when a step's loss is not finite (the step itself is recorded beside it).
+    static func divergenceReason(_ info: StepInfo) -> String {
+        "loss became \(info.loss) (lr \(info.learningRate))"
+    }
+
     /// Trains for `config.steps` steps (or until early stop, a hook's `.stop`, or divergence).
     /// - Parameters:
     ///   - hookEvery: call `hook` every this many steps (step % hookEvery == 0) and at the last step.
@@ -375,7 +381,7 @@ public final class Trainer {
             let t = last.step
             let isLast = stepsTaken == config.steps
             if !last.loss.isFinite {
-                divergence = (t, "loss became \(last.loss) (lr \(last.learningRate))")
+                divergence = (t, Trainer.divergenceReason(last))
             }
             var stop = divergence != nil
             if let es = config.earlyStop, !stop {

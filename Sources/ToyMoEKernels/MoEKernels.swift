@@ -417,8 +417,8 @@ public struct AdamWCoefficients: Sendable, Equatable {
 /// the default binary runs on any x86-64 (or arm64) machine and never executes an instruction the CPU lacks.
 ///
 /// Selection, in order: `--kernels` on the command line (which calls `select`), else the environment variable
-/// `TOYMOE_KERNELS`, else `auto`. Names: `auto` and `simd` (the widest SIMD variant this CPU supports: measured
-/// fastest on every benchmarked shape, BENCHMARKS.md), `scalar` (alias `naive`: the portable scalar kernels, the
+/// `TOYMOE_KERNELS`, else `auto`. Names: `simd` (the widest SIMD variant this CPU supports), `auto` (the same, but
+/// the scalar kernels for tiny models, see `forShape`: measured fastest shape by shape, BENCHMARKS.md), `scalar` (alias `naive`: the portable scalar kernels, the
 /// baseline every SIMD kernel is tested against), or one ISA explicitly: `simd-baseline`, `simd-avx2`,
 /// `simd-avx512`. Asking for an ISA this CPU lacks is an error, never a SIGILL.
 public enum KernelVariant: String, Sendable, CaseIterable {
@@ -462,8 +462,23 @@ public enum KernelVariant: String, Sendable, CaseIterable {
     /// The name that was asked for (`auto`, `simd`, `scalar`, an ISA name), kept for provenance.
     nonisolated(unsafe) public static var requested: String = fromEnvironment().name
 
-    /// The selected variant's name, e.g. `simd-avx2`.
-    public static var current: String { selected.rawValue }
+    /// Under `auto`, models with n·m·k at most this train with the scalar kernels: the per-sample SIMD kernels do
+    /// not beat them there (P1 of BENCHMARKS.md: ×0.93–1.09), and the scalar kernels give the bits of lockstep
+    /// training (`toymoe.train_many`), so one model trained alone and in a lockstep group agree exactly.
+    public static let autoScalarLimit = 16
+
+    /// The variant a trainer of this shape uses: the one forced by name, or under `auto` the scalar kernels for
+    /// tiny models (`autoScalarLimit`) and the widest SIMD build otherwise.
+    public static func forShape(_ L: MoELayout) -> KernelVariant {
+        if requested == "auto" && L.n * L.m * L.active <= autoScalarLimit { return .scalar }
+        return selected
+    }
+
+    /// What ran, for provenance: the forced variant's name (e.g. `simd-avx2`), or under `auto` the rule, e.g.
+    /// `auto: simd-avx2 (scalar where n·m·k ≤ 16)`.
+    public static var current: String {
+        requested == "auto" ? "auto: \(selected.rawValue) (scalar where n·m·k ≤ \(autoScalarLimit))" : selected.rawValue
+    }
 
     /// Every accepted name, for help texts and error messages.
     public static let acceptedNames = ["auto", "simd", "scalar", "naive"] + allCases.filter(\.isSIMD).map(\.rawValue)

@@ -129,13 +129,15 @@ import ToyMoEKernels
         let want = try alone.indices.map { i in
             try Trainer(model: alone[i], data: data[i], config: cfg, seed: seeds[i], modelID: ids[i], kernels: .scalar).run()
         }
+        // Every ISA build of the lockstep step this CPU runs (they never fuse operations: all give the same bits).
+        for variant in KernelVariant.supported where variant.isSIMD {
         let together = models.map { Model(copying: $0) }
-        let got = try LockstepTrainer(models: together, data: data, config: cfg, seeds: seeds, modelIDs: ids)
+        let got = try LockstepTrainer(models: together, data: data, config: cfg, seeds: seeds, modelIDs: ids, kernels: variant)
             .run(threads: threads)
         #expect(got.count == want.count)
         for i in want.indices {
             let a = want[i], b = got[i]
-            let what = "\(c) model \(i)"
+            let what = "\(variant) \(c) model \(i)"
             #expect(Array(alone[i].parameters).map(\.bitPattern) == Array(together[i].parameters).map(\.bitPattern), "\(what): parameters")
             #expect(a.finalLoss.bitPattern == b.finalLoss.bitPattern, "\(what): final loss \(a.finalLoss) vs \(b.finalLoss)")
             #expect(a.finalReconstructionLoss.bitPattern == b.finalReconstructionLoss.bitPattern, "\(what): reconstruction")
@@ -145,6 +147,7 @@ import ToyMoEKernels
             #expect(a.history.map(\.bitPattern) == b.history.map(\.bitPattern), "\(what): history")
             #expect(a.stoppedEarly == b.stoppedEarly, "\(what): stopped early")
             #expect(a.divergence?.step == b.divergence?.step && a.divergence?.reason == b.divergence?.reason, "\(what): divergence")
+        }
         }
     }
 

@@ -1,0 +1,1 @@
+../ToyMoEKernelsSIMD/LockstepKernels.swift
