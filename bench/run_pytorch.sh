@@ -78,36 +78,38 @@ for r in $(seq 1 "$rounds"); do
   OMP_NUM_THREADS="$threads" "$py" "$here/pytorch/toy_moe_torch.py" --configs "$configs" --repeats 1 \
     --min-time "$min_time" --threads "$threads" --models "$models" --quiet --json "$out/torch-$r.json"
   echo "round $r/$rounds: toymoe"
-  "$toymoe" bench --configs "$toy_configs" --variants scalar --repeats 1 --min-time "$min_time" --quiet \
+  # One thread each (lockstep-1t too), so the ratios compare equal threads; `simd` is the widest SIMD build here.
+  "$toymoe" bench --configs "$toy_configs" --variants scalar,simd,lockstep-1t --repeats 1 --min-time "$min_time" --quiet \
     --json "$out/toymoe-$r.json"
 done
 
 "$py" - "$out" "$rounds" <<'EOF'
 import json, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
-per = {}  # (config, label, torch variant) -> [torch model-steps/s / toymoe model-steps/s per round]
+per = {}  # (config, label, toymoe variant, torch variant) -> [toymoe model-steps/s / torch model-steps/s per round]
 rates = {}
 for r in range(1, rounds + 1):
     torch_doc = json.load(open(f"{out}/torch-{r}.json"))
     toy = json.load(open(f"{out}/toymoe-{r}.json"))
-    toy_rate = {}
+    toy_rate = {}  # (config, label) -> {toymoe variant: model-steps/s}
     for u in toy["units"]:
         if u["unit"] == "training step":
-            v = [v for v in u["variants"] if v["name"] == "scalar"][0]
-            toy_rate[(u["config"], u["shape"]["label"])] = 1 / v["seconds_per_iteration"]["median"]
+            for v in u["variants"]:
+                toy_rate.setdefault((u["config"], u["shape"]["label"]), {})[v["name"]] = 1 / v["seconds_per_iteration"]["median"]
     for row in torch_doc["results"]:
         key = (row["config"], row["label"])
-        if key not in toy_rate:
-            continue
         t = row["model_steps_per_second"]
-        per.setdefault(key + (row["variant"],), []).append(toy_rate[key] / t)
-        rates.setdefault(key + (row["variant"],), []).append((toy_rate[key], t))
+        for name, rate in toy_rate.get(key, {}).items():
+            k = key + (name, row["variant"])
+            per.setdefault(k, []).append(rate / t)
+            rates.setdefault(k, []).append((rate, t))
 print()
-print(f"{'config':<6} {'shape':<22} {'vs':<13} {'ToyMoE model-steps/s':>21} {'torch model-steps/s':>20} {'ToyMoE/torch':>13}")
+print(f"{'config':<6} {'shape':<22} {'ToyMoE':<14} {'vs':<13} {'ToyMoE model-steps/s':>21} {'torch model-steps/s':>20} {'ToyMoE/torch':>13}")
 for key, ratios in per.items():
     toy_med = statistics.median(a for a, _ in rates[key])
     torch_med = statistics.median(b for _, b in rates[key])
-    print(f"{key[0]:<6} {key[1]:<22} {key[2]:<13} {toy_med:21.1f} {torch_med:20.1f} {statistics.median(ratios):13.3f}")
-print("\nToyMoE: one thread, one model at a time (scalar kernels). torch: --threads intra-op threads; torch-vmapM")
-print("steps M models at once, so its model-steps/s counts M per step. Ratio > 1: ToyMoE faster. Per-round ratios, median.")
+    print(f"{key[0]:<6} {key[1]:<22} {key[2]:<14} {key[3]:<13} {toy_med:21.1f} {torch_med:20.1f} {statistics.median(ratios):13.3f}")
+print("\nToyMoE: one thread; scalar and the widest SIMD build train one model at a time, lockstep-1t trains 128 models")
+print("eight per SIMD group. torch: --threads intra-op threads; torch-vmapM steps M models at once, so its")
+print("model-steps/s counts M per step. Ratio > 1: ToyMoE faster. Per-round ratios, median.")
 EOF

@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Comma-separated configurations to run: P1, P2, P3, P4, P6.")
     var configs: String = "P1,P2,P3,P4"
 
-    @Option(help: "Comma-separated variants to run (default: all; the first one is the reference of the ratios).")
+    @Option(help: "Comma-separated variants to run (default: all; the first one is the reference of the ratios; `simd` = the widest SIMD build here).")
     var variants: String?
 
     @Option(help: "Timed rounds per unit (each round runs every variant once).")
@@ -71,9 +71,11 @@ struct BenchCommand: ParsableCommand {
         guard let variants else { return BenchVariant.all }
         let names = variants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         var chosen: [BenchVariant] = []
-        for n in names {
+        for name in names {
+            // `simd` names the widest SIMD build this CPU runs (scripts need not know which it is).
+            let n = name == "simd" ? KernelVariant.bestSIMD.rawValue : name
             guard let v = BenchVariant.all.first(where: { $0.name == n }) else {
-                throw ValidationError("--variants: unknown variant '\(n)'; expected one of \(BenchVariant.all.map(\.name).joined(separator: ", "))")
+                throw ValidationError("--variants: unknown variant '\(name)'; expected one of \(BenchVariant.all.map(\.name).joined(separator: ", "))")
             }
             chosen.append(v)
         }
