@@ -219,8 +219,9 @@ public final class Trainer {
     // MARK: - Splitting one model's step over two cores
 
     /// Forward multiply-adds per step (B·k·n·m) from which a step is split into two batch halves. Measured with
-    /// `toymoe bench --configs P6` (BENCHMARKS.md): below it the second thread's hand-off costs more than it saves.
-    public static let splitThreshold = 2_000_000
+    /// `toymoe bench --configs P6` (BENCHMARKS.md): two threads lose at 26k (an 80 µs step: ×0.8) and win from
+    /// about 100k on (a 400 µs step: ×1.2–1.4).
+    public static let splitThreshold = 100_000
 
     /// Threads a split step uses: 2 on a machine with two or more cores, else 1. Set it to 1 before training when
     /// other work already occupies the cores (`toymoe run --jobs 2` does). Results do not depend on it.

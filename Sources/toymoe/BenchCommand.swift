@@ -330,8 +330,10 @@ struct BenchUnit {
     ]
     static let p2Shape = BenchShape(label: "n100 m10 E10 k1 B1024", n: 100, m: 10, experts: 10, active: 1, batch: 1024, loadBalancing: false)
     static let p3Shape = BenchShape(label: "dense n400 m30 B1024", n: 400, m: 30, experts: 1, active: 1, batch: 1024, loadBalancing: false)
-    /// P6: growing work per step (B·k·n·m = 0.26M … 12M multiply-adds per forward), dense and routed.
+    /// P6: growing work per step (B·k·n·m = 26k … 12M multiply-adds per forward), dense and routed.
     static let p6Shapes = [
+        BenchShape(label: "dense n20 m5 B256", n: 20, m: 5, experts: 1, active: 1, batch: 256, loadBalancing: false),
+        BenchShape(label: "dense n20 m5 B1024", n: 20, m: 5, experts: 1, active: 1, batch: 1024, loadBalancing: false),
         BenchShape(label: "dense n50 m5 B1024", n: 50, m: 5, experts: 1, active: 1, batch: 1024, loadBalancing: false),
         BenchShape(label: "dense n100 m10 B1024", n: 100, m: 10, experts: 1, active: 1, batch: 1024, loadBalancing: false),
         p2Shape,
@@ -398,23 +400,23 @@ struct BenchVariant {
     /// Every variant this CPU runs, the reference (baseline of the speedups) first: the naive reference, then each
     /// engine kernel set (`scalar`, `simd-baseline`, and `simd-avx2` / `simd-avx512` where the CPU has them).
     static var all: [BenchVariant] {
-        [.naive] + KernelVariant.supported.map { .kernels(.engine($0), trainingStepViaTrainer: true) }
-            + [.lockstep(threads: 1), .lockstep(threads: 2)]
+        let engine: [BenchVariant] = KernelVariant.supported.map { .kernels(.engine($0), trainingStepViaTrainer: true) }
+        let lockstep: [BenchVariant] = [.lockstep(threads: 1), .lockstep(threads: 2)]
+        return [BenchVariant.naive] + engine + lockstep
     }
 
-    /// P6's variants: the widest SIMD kernels through `Trainer.step()`, whole batch on one thread, and split into two
-    /// batch halves on two threads.
+    /// P6's variants: the widest SIMD kernels through `Trainer.step()`: whole batch on one thread, two batch halves
+    /// on one thread (the same numbers as on two: isolates what the split itself costs or saves), and two batch
+    /// halves on two threads.
     static var parallel: [BenchVariant] {
-        [1, 2].map { threads in
-            let name = threads == 1 ? "1 thread" : "2 threads"
-            return BenchVariant(
+        [(false, 1, "whole/1t"), (true, 1, "halves/1t"), (true, 2, "halves/2t")].map { split, threads, name in
+            BenchVariant(
                 name: name,
-                description: threads == 1
-                    ? "Trainer.step() with \(KernelVariant.bestSIMD.rawValue), whole batch, one thread"
-                    : "Trainer.step() with \(KernelVariant.bestSIMD.rawValue), two batch halves on two threads"
+                description: "Trainer.step() with \(KernelVariant.bestSIMD.rawValue), "
+                    + (split ? "two batch halves" : "whole batch") + ", \(threads) thread(s)"
             ) { unit in
                 let fixture = try KernelFixture(unit: unit, set: .engine(KernelVariant.bestSIMD), viaTrainer: true)
-                let trainer = try fixture.makeTrainer(split: threads == 2)
+                let trainer = try fixture.makeTrainer(split: split)
                 trainer.threads = threads
                 return { iterations in
                     for _ in 0..<iterations { BenchSink.shared.consume(trainer.step().loss) }
