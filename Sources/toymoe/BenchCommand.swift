@@ -141,7 +141,7 @@ struct BenchCommand: ParsableCommand {
                 "baseline_isa_mul_add_gflops": .number(peak),
                 "isa_variant": .string(best.rawValue),
                 "isa_multiply_add_gflops": .number(isaPeak),
-                "note": .string("SIMD4<Float> multiply and add (separate, no FMA) in 12 independent chains, compiled for the default baseline x86-64 ISA; not an FMA peak, which a baseline build cannot measure. \(machine.fmaPeakReference)"),
+                "note": .string("baseline: SIMD4<Float> multiply and add (separate, no FMA) in 12 independent chains, compiled for the baseline x86-64 ISA. isa: MoEKernelsSIMD.peakProbe of the widest SIMD build this CPU runs (12 SIMD8 chains; one fused multiply-add per lane in the AVX2/AVX-512 builds), the peak the P3 fraction is measured against. \(machine.fmaPeakReference)"),
             ]
             doc["units"] = .array(results.map { $0.toJSON() })
             try JSONValue.object(doc).write(to: URL(fileURLWithPath: json), options: JSONWriteOptions(nonFinite: .null))
@@ -183,8 +183,8 @@ struct MachineInfo {
 
     /// The FMA peak measured on this machine class (shared/NOTES.md), by the widest ISA the CPU reports.
     var fmaPeakReference: String {
-        if flags.contains("avx512f") { return "This CPU has AVX-512: its FMA peak is about 160-175 GFLOP/s per core (measured separately)." }
-        if flags.contains("avx2") && flags.contains("fma") { return "This CPU has AVX2+FMA, no AVX-512: its FMA peak is about 80-85 GFLOP/s per core (measured separately)." }
+        if flags.contains("avx512f") { return "This CPU has AVX-512 (shared/NOTES.md measured 160-175 GFLOP/s per core on this machine class)." }
+        if flags.contains("avx2") && flags.contains("fma") { return "This CPU has AVX2+FMA, no AVX-512 (shared/NOTES.md measured 80-85 GFLOP/s per core on this machine class)." }
         return "No AVX2/FMA reported by this CPU."
     }
 
