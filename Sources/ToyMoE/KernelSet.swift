@@ -62,38 +62,24 @@ public struct KernelSet {
             adamW = MoEKernels.adamW
             paths = []
             peakProbe = nil
-            lockstepStep = { ToyMoEKernelsSIMD.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
-        case .simdBaseline:
-            forward = ToyMoEKernelsSIMD.MoEKernelsSIMD.forward
-            backward = ToyMoEKernelsSIMD.MoEKernelsSIMD.backward
-            adamW = ToyMoEKernelsSIMD.MoEKernelsSIMD.adamW
-            peakProbe = ToyMoEKernelsSIMD.MoEKernelsSIMD.peakProbe
-            lockstepStep = { ToyMoEKernelsSIMD.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
-            paths = [
-                ("per-sample", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardPerSample),
-                ("tiled", ToyMoEKernelsSIMD.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsSIMD.MoEKernelsSIMD.backwardTiled),
-            ]
-        case .simdAVX2:
-            forward = ToyMoEKernelsAVX2.MoEKernelsSIMD.forward
-            backward = ToyMoEKernelsAVX2.MoEKernelsSIMD.backward
-            adamW = ToyMoEKernelsAVX2.MoEKernelsSIMD.adamW
-            peakProbe = ToyMoEKernelsAVX2.MoEKernelsSIMD.peakProbe
-            lockstepStep = { ToyMoEKernelsAVX2.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
-            paths = [
-                ("per-sample", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardPerSample),
-                ("tiled", ToyMoEKernelsAVX2.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX2.MoEKernelsSIMD.backwardTiled),
-            ]
-        case .simdAVX512:
-            forward = ToyMoEKernelsAVX512.MoEKernelsSIMD.forward
-            backward = ToyMoEKernelsAVX512.MoEKernelsSIMD.backward
-            adamW = ToyMoEKernelsAVX512.MoEKernelsSIMD.adamW
-            peakProbe = ToyMoEKernelsAVX512.MoEKernelsSIMD.peakProbe
-            lockstepStep = { ToyMoEKernelsAVX512.LockstepKernels.step($0, lossScale: $1, lbAlpha: $2, adamW: $3) }
-            paths = [
-                ("per-sample", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardPerSample, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardPerSample),
-                ("tiled", ToyMoEKernelsAVX512.MoEKernelsSIMD.forwardTiled, ToyMoEKernelsAVX512.MoEKernelsSIMD.backwardTiled),
-            ]
+            // Lockstep is SIMD by construction; every build gives the scalar Trainer's bits.
+            lockstepStep = ToyMoEKernelsSIMD.MoEKernelsSIMD.lockstepStep
+        case .simdBaseline: (forward, backward, adamW, paths, peakProbe, lockstepStep) = Self.table(ToyMoEKernelsSIMD.MoEKernelsSIMD.self)
+        case .simdAVX2: (forward, backward, adamW, paths, peakProbe, lockstepStep) = Self.table(ToyMoEKernelsAVX2.MoEKernelsSIMD.self)
+        case .simdAVX512: (forward, backward, adamW, paths, peakProbe, lockstepStep) = Self.table(ToyMoEKernelsAVX512.MoEKernelsSIMD.self)
         }
+    }
+
+    /// The function table of one SIMD build.
+    private static func table<K: SIMDKernelBuild>(_ build: K.Type) -> (
+        Forward, Backward, AdamW, [(name: String, forward: Forward, backward: Backward)], (Int, Float) -> Float,
+        (LockstepGroup, Double, Float?, LockstepAdamW) -> LockstepLosses
+    ) {
+        (
+            K.forward, K.backward, K.adamW,
+            [("per-sample", K.forwardPerSample, K.backwardPerSample), ("tiled", K.forwardTiled, K.backwardTiled)],
+            K.peakProbe, K.lockstepStep
+        )
     }
 
     /// This set with another forward/backward pair (e.g. one of `paths`), for twin tests and benchmarks.

@@ -295,13 +295,8 @@ public final class Trainer {
         let parts = [Trainer.rows(act, layout: L, from: 0, scratch: nil),
                      Trainer.rows(act, layout: L, from: h, scratch: halfScratch!.baseAddress!)]
         halves { K.forward(params, L, h, tie, parts[$0]) }
+        let (recon, lb, alpha) = lossTerms(act)
         let scale = lossScale
-        let recon = importance.withUnsafeBufferPointer { imp in
-            K.reconstructionLoss(workspace.x, workspace.xhat, imp.baseAddress!, B, L.n, scale)
-        }
-        var lb = 0.0
-        let alpha: Float? = config.loadBalancing ? Float(config.loadBalancingAlpha) : nil
-        if let alpha { lb = K.loadBalancing(L, B, alpha, act) }
         let halfAlpha = alpha.map { $0 / 2 }
         let g0 = grads.baseAddress!, g1 = halfGrads!.baseAddress!
         let count = grads.count
@@ -317,6 +312,19 @@ public final class Trainer {
         return (recon, lb)
     }
 
+    /// The reconstruction loss over the whole batch and, when load balancing is on, L_LB (which also stores the
+    /// f_e and P_e statistics the backward reads), with α (nil when off).
+    func lossTerms(_ act: MoEActivations) -> (recon: Double, lb: Double, alpha: Float?) {
+        let L = model.layout, B = config.batchSize
+        let scale = lossScale
+        let recon = importance.withUnsafeBufferPointer { imp in
+            kernelSet.reconstructionLoss(workspace.x, workspace.xhat, imp.baseAddress!, B, L.n, scale)
+        }
+        let alpha: Float? = config.loadBalancing ? Float(config.loadBalancingAlpha) : nil
+        let lb = alpha.map { kernelSet.loadBalancing(L, B, $0, act) } ?? 0
+        return (recon, lb, alpha)
+    }
+
     /// `lossAndGradients` over the whole batch at once.
     func wholeLossAndGradients() -> (Double, Double) {
         let L = model.layout
@@ -325,13 +333,8 @@ public final class Trainer {
         let act = workspace.activations
         let K = kernelSet
         K.forward(params, L, B, model.config.tieBreak.kernel, act)
+        let (recon, lb, alpha) = lossTerms(act)
         let scale = lossScale
-        let recon = importance.withUnsafeBufferPointer { imp in
-            K.reconstructionLoss(workspace.x, workspace.xhat, imp.baseAddress!, B, L.n, scale)
-        }
-        var lb = 0.0
-        let alpha: Float? = config.loadBalancing ? Float(config.loadBalancingAlpha) : nil
-        if let alpha { lb = K.loadBalancing(L, B, alpha, act) }
         for i in 0..<grads.count { grads[i] = 0 }
         importance.withUnsafeBufferPointer { imp in
             K.backward(params, grads.baseAddress!, L, B, imp.baseAddress!, Float(scale), alpha, act)

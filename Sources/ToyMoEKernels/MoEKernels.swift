@@ -533,3 +533,31 @@ public struct KernelSelectionError: Error, Sendable, CustomStringConvertible {
     public let message: String
     public var description: String { message }
 }
+
+/// What one ISA build of the SIMD kernels provides. `MoEKernelsSIMD` of each build module (ToyMoEKernelsSIMD,
+/// ToyMoEKernelsAVX2, ToyMoEKernelsAVX512: one source) conforms, so the engine makes its function table for any
+/// build with one generic function instead of one hand-written table per module.
+public protocol SIMDKernelBuild {
+    /// Forward with the shape's code path (`forwardPerSample` or `forwardTiled`).
+    static func forward(params: UnsafePointer<Float>, layout: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations)
+    static func forwardPerSample(params: UnsafePointer<Float>, layout: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations)
+    static func forwardTiled(params: UnsafePointer<Float>, layout: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations)
+    /// Backward with the shape's code path (`backwardPerSample` or `backwardTiled`).
+    static func backward(
+        params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout: MoELayout, batch: Int,
+        importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations)
+    static func backwardPerSample(
+        params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout: MoELayout, batch: Int,
+        importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations)
+    static func backwardTiled(
+        params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout: MoELayout, batch: Int,
+        importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations)
+    static func adamW(
+        params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, m1: UnsafeMutablePointer<Float>,
+        m2: UnsafeMutablePointer<Float>, count: Int, step: Int, lr: Double, beta1: Double, beta2: Double,
+        eps: Double, weightDecay: Double)
+    /// Multiply-add throughput probe: 12 SIMD8 chains for `iterations` rounds (flops = iterations · 192).
+    static func peakProbe(iterations: Int, scale: Float) -> Float
+    /// One lockstep training step of a group (`LockstepKernels.step` of this build).
+    static func lockstepStep(_ group: LockstepGroup, lossScale: Double, lbAlpha: Float?, adamW: LockstepAdamW) -> LockstepLosses
+}

@@ -466,3 +466,11 @@ private func stepCore<Sh: ShapeType>(
     }
     return LockstepLosses(reconstruction: reconstruction, loadBalancing: lbLoss)
 }
+
+extension MoEKernelsSIMD: SIMDKernelBuild {
+    public static func lockstepStep(
+        _ group: LockstepGroup, lossScale: Double, lbAlpha: Float?, adamW: LockstepAdamW
+    ) -> LockstepLosses {
+        LockstepKernels.step(group, lossScale: lossScale, lbAlpha: lbAlpha, adamW: adamW)
+    }
+}

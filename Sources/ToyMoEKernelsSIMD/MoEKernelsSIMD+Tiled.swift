@@ -73,6 +73,32 @@ private func storeRow16(_ lo: SIMD8<Float>, _ hi: SIMD8<Float>, _ dst: UnsafeMut
     }
 }
 
+/// The 4 × 16 register tile of the decode and of dh: C[q, 0..<16] = Σ_κ A[q, κ] · B[κ, 0..<16] for q < 4, κ < K,
+/// with A's rows at `a + q·aStride` (one element at a time, broadcast) and B's rows at `b + κ·bStride` (16 lanes,
+/// two SIMD8 loads). 8 accumulators; per κ 2 loads, 4 broadcasts and 8 multiply-adds.
+private struct Tile4x16 {
+    var r0lo = SIMD8<Float>(), r0hi = SIMD8<Float>(), r1lo = SIMD8<Float>(), r1hi = SIMD8<Float>()
+    var r2lo = SIMD8<Float>(), r2hi = SIMD8<Float>(), r3lo = SIMD8<Float>(), r3hi = SIMD8<Float>()
+
+    @inline(__always)
+    init(a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int, count K: Int) {
+        let a0 = a, a1 = a + aStride, a2 = a + 2 * aStride, a3 = a + 3 * aStride
+        for kk in 0..<K {
+            let row = b + kk * bStride
+            let w0 = load8(row), w1 = load8(row + 8)
+            let b0 = splat(a0[kk]), b1 = splat(a1[kk]), b2 = splat(a2[kk]), b3 = splat(a3[kk])
+            r0lo = fma8(r0lo, b0, w0)
+            r0hi = fma8(r0hi, b0, w1)
+            r1lo = fma8(r1lo, b1, w0)
+            r1hi = fma8(r1hi, b1, w1)
+            r2lo = fma8(r2lo, b2, w0)
+            r2hi = fma8(r2hi, b2, w1)
+            r3lo = fma8(r3lo, b3, w0)
+            r3hi = fma8(r3hi, b3, w1)
+        }
+    }
+}
+
 extension MoEKernelsSIMD {
 
     /// Whether `forward`/`backward` take the tiled path for this shape: wide enough that whole 16-lane chunks are
@@ -238,24 +264,10 @@ extension MoEKernelsSIMD {
         ht: UnsafePointer<Float>, mp: Int, wt: UnsafePointer<Float>, np: Int, bp: UnsafePointer<Float>, n: Int,
         m: Int, rows: Int, members: UnsafePointer<Int32>, k: Int, act: MoEActivations
     ) {
-        let h0 = ht, h1 = ht + mp, h2 = ht + 2 * mp, h3 = ht + 3 * mp
         let zero = SIMD8<Float>()
         var i0 = 0
         while i0 < np {
-            var a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero, a30 = zero, a31 = zero
-            for a in 0..<m {
-                let w = wt + a * np + i0
-                let w0 = load8(w), w1 = load8(w + 8)
-                let b0 = splat(h0[a]), b1 = splat(h1[a]), b2 = splat(h2[a]), b3 = splat(h3[a])
-                a00 = fma8(a00, b0, w0)
-                a01 = fma8(a01, b0, w1)
-                a10 = fma8(a10, b1, w0)
-                a11 = fma8(a11, b1, w1)
-                a20 = fma8(a20, b2, w0)
-                a21 = fma8(a21, b2, w1)
-                a30 = fma8(a30, b3, w0)
-                a31 = fma8(a31, b3, w1)
-            }
+            let c = Tile4x16(a: ht, aStride: mp, b: wt + i0, bStride: np, count: m)
             let bias0 = load8(bp + i0), bias1 = load8(bp + i0 + 8)
             let width = min(16, n - i0)
             @inline(__always)
@@ -276,10 +288,10 @@ extension MoEKernelsSIMD {
                     for j in 0..<width { xh[j] += j < 8 ? y0[j] : y1[j - 8] }
                 }
             }
-            finish(0, a00, a01)
-            if rows > 1 { finish(1, a10, a11) }
-            if rows > 2 { finish(2, a20, a21) }
-            if rows > 3 { finish(3, a30, a31) }
+            finish(0, c.r0lo, c.r0hi)
+            if rows > 1 { finish(1, c.r1lo, c.r1hi) }
+            if rows > 2 { finish(2, c.r2lo, c.r2hi) }
+            if rows > 3 { finish(3, c.r3lo, c.r3hi) }
             i0 += 16
         }
     }
@@ -399,32 +411,17 @@ extension MoEKernelsSIMD {
         dpt: UnsafePointer<Float>, np: Int, wp: UnsafePointer<Float>, mp: Int, n: Int,
         dht: UnsafeMutablePointer<Float>
     ) {
-        let d0 = dpt, d1 = dpt + np, d2 = dpt + 2 * np, d3 = dpt + 3 * np
-        let zero = SIMD8<Float>()
         var a0 = 0
         while a0 < mp {
-            var c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero
-            for i in 0..<n {
-                let w = wp + i * mp + a0
-                let w0 = load8(w), w1 = load8(w + 8)
-                let b0 = splat(d0[i]), b1 = splat(d1[i]), b2 = splat(d2[i]), b3 = splat(d3[i])
-                c00 = fma8(c00, b0, w0)
-                c01 = fma8(c01, b0, w1)
-                c10 = fma8(c10, b1, w0)
-                c11 = fma8(c11, b1, w1)
-                c20 = fma8(c20, b2, w0)
-                c21 = fma8(c21, b2, w1)
-                c30 = fma8(c30, b3, w0)
-                c31 = fma8(c31, b3, w1)
-            }
-            store8(c00, dht + a0)
-            store8(c01, dht + a0 + 8)
-            store8(c10, dht + mp + a0)
-            store8(c11, dht + mp + a0 + 8)
-            store8(c20, dht + 2 * mp + a0)
-            store8(c21, dht + 2 * mp + a0 + 8)
-            store8(c30, dht + 3 * mp + a0)
-            store8(c31, dht + 3 * mp + a0 + 8)
+            let c = Tile4x16(a: dpt, aStride: np, b: wp + a0, bStride: mp, count: n)
+            store8(c.r0lo, dht + a0)
+            store8(c.r0hi, dht + a0 + 8)
+            store8(c.r1lo, dht + mp + a0)
+            store8(c.r1hi, dht + mp + a0 + 8)
+            store8(c.r2lo, dht + 2 * mp + a0)
+            store8(c.r2hi, dht + 2 * mp + a0 + 8)
+            store8(c.r3lo, dht + 3 * mp + a0)
+            store8(c.r3hi, dht + 3 * mp + a0 + 8)
             a0 += 16
         }
     }
