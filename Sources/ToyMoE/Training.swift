@@ -146,6 +146,8 @@ public final class Trainer {
     /// The second half's gradient and per-sample scratch (allocated only when `splitsBatch`).
     let halfGrads: UnsafeMutableBufferPointer<Float>?
     let halfScratch: UnsafeMutableBufferPointer<Float>?
+    /// The two halves' activation views (rows 0..<B/2 and B/2..<B of the workspace), made once at init.
+    let halfActivations: [MoEActivations]
     let moment1: UnsafeMutableBufferPointer<Float>
     let moment2: UnsafeMutableBufferPointer<Float>
     let importance: [Float]
@@ -183,9 +185,13 @@ public final class Trainer {
             let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: L.n + L.active + L.experts + L.m)
             scratch.initialize(repeating: 0)
             halfScratch = scratch
+            let act = workspace.activations
+            halfActivations = [Trainer.rows(act, layout: L, from: 0, scratch: nil),
+                               Trainer.rows(act, layout: L, from: config.batchSize / 2, scratch: scratch.baseAddress!)]
         } else {
             halfGrads = nil
             halfScratch = nil
+            halfActivations = []
         }
     }
 
@@ -292,8 +298,7 @@ public final class Trainer {
         let act = workspace.activations
         let K = kernelSet
         let tie = model.config.tieBreak.kernel
-        let parts = [Trainer.rows(act, layout: L, from: 0, scratch: nil),
-                     Trainer.rows(act, layout: L, from: h, scratch: halfScratch!.baseAddress!)]
+        let parts = halfActivations
         halves { K.forward(params, L, h, tie, parts[$0]) }
         let (recon, lb, alpha) = lossTerms(act)
         let scale = lossScale

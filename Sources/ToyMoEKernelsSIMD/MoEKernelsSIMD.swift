@@ -23,9 +23,10 @@
 // `MoEKernels.sampleBatch`.
 import ToyMoEKernels
 
-/// acc + a·b, fused (one rounding) where this module is built with FMA, else a multiply and an add.
+/// acc + a·b, fused (one rounding) where this module is built with FMA, else a multiply and an add. Module-wide
+/// (the tiled and lockstep files of this module use the same helpers).
 @inline(__always)
-private func madd<V: SIMD>(_ acc: V, _ a: V, _ b: V) -> V where V.Scalar == Float {
+func madd<V: SIMD>(_ acc: V, _ a: V, _ b: V) -> V where V.Scalar == Float {
     #if TOYMOE_FMA
     return acc.addingProduct(a, b)
     #else
@@ -34,7 +35,7 @@ private func madd<V: SIMD>(_ acc: V, _ a: V, _ b: V) -> V where V.Scalar == Floa
 }
 
 @inline(__always)
-private func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
+func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
     #if TOYMOE_FMA
     return acc.addingProduct(a, b)
     #else
@@ -45,22 +46,22 @@ private func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
 // MARK: - Unaligned vector access
 
 @inline(__always)
-private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
 @inline(__always)
-private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
 }
 
 @inline(__always)
-private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 @inline(__always)
-private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
 }
 
