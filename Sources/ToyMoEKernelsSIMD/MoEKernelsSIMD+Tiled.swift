@@ -25,10 +25,30 @@
 // the twin tests compare both paths on awkward shapes, including member counts that are not multiples of 4.
 import ToyMoEKernels
 
+// These helpers are file-private copies on purpose: debug builds compile this module file by file, where a helper
+// from another file (and any generic one) is neither inlined nor specialized, which made the kernels ~20x slower.
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
 @inline(__always)
 private func splat(_ x: Float) -> SIMD8<Float> { SIMD8(repeating: x) }
 
-// load8/store8 and madd (fused where built with FMA) are MoEKernelsSIMD.swift's.
+/// acc + a·b, fused where this module is built with FMA (see MoEKernelsSIMD.swift).
+@inline(__always)
+private func fma8(_ acc: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    #if TOYMOE_FMA
+    return acc.addingProduct(a, b)
+    #else
+    return acc + a * b
+    #endif
+}
 
 /// Writes lanes 0..<count (≤ 16) of (lo, hi) to dst: whole vectors where they fit, lane by lane at a row's end, so
 /// nothing past dst[count − 1] is touched.
@@ -69,14 +89,14 @@ private struct Tile4x16 {
             let row = b + kk * bStride
             let w0 = load8(row), w1 = load8(row + 8)
             let b0 = splat(a0[kk]), b1 = splat(a1[kk]), b2 = splat(a2[kk]), b3 = splat(a3[kk])
-            r0lo = madd(r0lo, b0, w0)
-            r0hi = madd(r0hi, b0, w1)
-            r1lo = madd(r1lo, b1, w0)
-            r1hi = madd(r1hi, b1, w1)
-            r2lo = madd(r2lo, b2, w0)
-            r2hi = madd(r2hi, b2, w1)
-            r3lo = madd(r3lo, b3, w0)
-            r3hi = madd(r3hi, b3, w1)
+            r0lo = fma8(r0lo, b0, w0)
+            r0hi = fma8(r0hi, b0, w1)
+            r1lo = fma8(r1lo, b1, w0)
+            r1hi = fma8(r1hi, b1, w1)
+            r2lo = fma8(r2lo, b2, w0)
+            r2hi = fma8(r2hi, b2, w1)
+            r3lo = fma8(r3lo, b3, w0)
+            r3hi = fma8(r3hi, b3, w1)
         }
     }
 }
@@ -196,8 +216,8 @@ extension MoEKernelsSIMD {
                 let i = Int(nz[j])
                 let xv = splat(x[i])
                 let row = wp + i * mp
-                acc0 = madd(acc0, xv, load8(row))
-                acc1 = madd(acc1, xv, load8(row + 8))
+                acc0 = fma8(acc0, xv, load8(row))
+                acc1 = fma8(acc1, xv, load8(row + 8))
             }
             store8(acc0, h)
             store8(acc1, h + 8)
@@ -212,10 +232,10 @@ extension MoEKernelsSIMD {
                     let i = Int(nz[j])
                     let xv = splat(x[i])
                     let row = wp + i * mp + a0
-                    acc0 = madd(acc0, xv, load8(row))
-                    acc1 = madd(acc1, xv, load8(row + 8))
-                    acc2 = madd(acc2, xv, load8(row + 16))
-                    acc3 = madd(acc3, xv, load8(row + 24))
+                    acc0 = fma8(acc0, xv, load8(row))
+                    acc1 = fma8(acc1, xv, load8(row + 8))
+                    acc2 = fma8(acc2, xv, load8(row + 16))
+                    acc3 = fma8(acc3, xv, load8(row + 24))
                 }
                 store8(acc0, h + a0)
                 store8(acc1, h + a0 + 8)
@@ -228,8 +248,8 @@ extension MoEKernelsSIMD {
                     let i = Int(nz[j])
                     let xv = splat(x[i])
                     let row = wp + i * mp + a0
-                    acc0 = madd(acc0, xv, load8(row))
-                    acc1 = madd(acc1, xv, load8(row + 8))
+                    acc0 = fma8(acc0, xv, load8(row))
+                    acc1 = fma8(acc1, xv, load8(row + 8))
                 }
                 store8(acc0, h + a0)
                 store8(acc1, h + a0 + 8)
@@ -426,14 +446,14 @@ extension MoEKernelsSIMD {
                 let row = dwp + i * mp + a0
                 // Four short chains instead of one chain of 8 dependent multiply-adds: the row update is then
                 // bound by throughput rather than by the multiply-add latency.
-                var s0 = madd(load8(row), splat(d0[i]), h0)
+                var s0 = fma8(load8(row), splat(d0[i]), h0)
                 var s1 = splat(d1[i]) * h1
                 var s2 = splat(x0[i]) * g0
                 var s3 = splat(x1[i]) * g1
-                s0 = madd(s0, splat(d2[i]), h2)
-                s1 = madd(s1, splat(d3[i]), h3)
-                s2 = madd(s2, splat(x2[i]), g2)
-                s3 = madd(s3, splat(x3[i]), g3)
+                s0 = fma8(s0, splat(d2[i]), h2)
+                s1 = fma8(s1, splat(d3[i]), h3)
+                s2 = fma8(s2, splat(x2[i]), g2)
+                s3 = fma8(s3, splat(x3[i]), g3)
                 store8((s0 + s1) + (s2 + s3), row)
             }
             a0 += 8

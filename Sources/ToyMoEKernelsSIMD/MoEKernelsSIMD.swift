@@ -23,10 +23,9 @@
 // `MoEKernels.sampleBatch`.
 import ToyMoEKernels
 
-/// acc + a·b, fused (one rounding) where this module is built with FMA, else a multiply and an add. Module-wide
-/// (the tiled and lockstep files of this module use the same helpers).
+/// acc + a·b, fused (one rounding) where this module is built with FMA, else a multiply and an add.
 @inline(__always)
-func madd<V: SIMD>(_ acc: V, _ a: V, _ b: V) -> V where V.Scalar == Float {
+private func madd<V: SIMD>(_ acc: V, _ a: V, _ b: V) -> V where V.Scalar == Float {
     #if TOYMOE_FMA
     return acc.addingProduct(a, b)
     #else
@@ -35,7 +34,7 @@ func madd<V: SIMD>(_ acc: V, _ a: V, _ b: V) -> V where V.Scalar == Float {
 }
 
 @inline(__always)
-func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
+private func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
     #if TOYMOE_FMA
     return acc.addingProduct(a, b)
     #else
@@ -46,22 +45,22 @@ func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
 // MARK: - Unaligned vector access
 
 @inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
 @inline(__always)
-func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
 }
 
 @inline(__always)
-func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 @inline(__always)
-func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
 }
 
