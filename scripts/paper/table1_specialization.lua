@@ -2,8 +2,11 @@
 -- make experts specialize, i.e. route inputs to the expert that holds their features monosemantically?
 -- n = 100, m = 10, E = 10, k = 1, p = 0.1, importance 0.9^{perm} with ONE permutation shared by all models,
 -- no load balancing, the vectorized trainer's mean-over-features loss, batch 1024, AdamW 1e-3. N models with a
--- Xavier-normal gate and N with a random K-hot gate (K = 10, written over a Xavier gate); W, b Xavier. The router
--- is frozen for k = 1 (§3.3), so routing is whatever the init gave.
+-- Xavier-normal gate and N with a random K-hot gate (K = 10); W, b Xavier. The K-hot gate is pure: zero, then a 1 at
+-- each (expert, feature) of its group, as the authors ran it (their saved output prints initial gates of only 0 and
+-- 1). `khot_gate=overlay` writes the ones over a Xavier gate instead (an earlier reading of their code, kept to
+-- compare). The router is frozen for k = 1 (no reconstruction gradient reaches it), so routing is whatever the init
+-- gave.
 -- For every expert: M_e = {i : q_i^(e) < 0.2}; experts grouped by |M_e| ∈ {1, 2, 3, 4} (|M_e| = 0 skipped, ≥ 5
 -- counted apart); usage = the fraction of 8192 inputs routed (argmax) to e under three conditions: "unchanged",
 -- "clamped" (features of M_e set to 1) and "only feature active" (others 0, M_e set to a common c ~ U[0,1)).
@@ -12,7 +15,7 @@
 -- verdicts use the authors' reading, `base=training` switches the headline to the intended one.
 --
 --   toymoe run scripts/paper/table1_specialization.lua [scale=quick|full] [models=N] [steps=T] [batch=B]
---              [usage_batch=8192] [base=dense|training] --out results/table1 --jobs 2
+--              [usage_batch=8192] [base=dense|training] [khot_gate=pure|overlay] --out results/table1 --jobs 2
 --
 -- full  (the published configuration): 100 + 100 models, 10,000 steps, batch 1024 (≈ 5 ms per step here:
 --        ≈ 3 core-hours, ≈ 1.5 h with --jobs 2).
@@ -34,6 +37,8 @@ local batch = toymoe.param("batch", full and 1024 or 256)
 local usage_batch = toymoe.param("usage_batch", 8192)
 local headline_base = toymoe.param("base", "dense")
 assert(headline_base == "dense" or headline_base == "training", "base must be 'dense' or 'training'")
+local khot_gate = toymoe.param("khot_gate", "pure")
+assert(khot_gate == "pure" or khot_gate == "overlay", "khot_gate must be 'pure' or 'overlay', got " .. tostring(khot_gate))
 local perm_seed = math.tointeger(toymoe.param("perm_seed", 41)) or error("perm_seed must be an integer")
 local n, m, E, K, p = 100, 10, 10, 10, 0.1
 local M = toymoe.metrics
@@ -76,7 +81,7 @@ end
 
 local function run(cell, ctx)
   local model = toymoe.model{ n_features = n, n_hidden = m, n_experts = E, n_active_experts = 1,
-    init = cell.init == "khot" and { gate = "random_khot", overlay_gate = true } or nil }
+    init = cell.init == "khot" and { gate = "random_khot", overlay_gate = khot_gate == "overlay" } or nil }
   local r = toymoe.train(model, { data = data, steps = steps, batch_size = batch, loss = "mean", history_every = 100 })
   local out = { final_loss = r.final_loss, train_seconds = r.seconds, size = {} }
   for _, base in ipairs(bases) do
@@ -101,6 +106,41 @@ local function mean_sd(v)
   local ss = 0
   for _, x in ipairs(v) do ss = ss + (x - mean) ^ 2 end
   return mean, c > 1 and math.sqrt(ss / (c - 1)) or 0
+end
+
+-- What the mechanism predicts for a pure K-hot router (frozen: k = 1 gives the gate no reconstruction gradient, and
+-- weight decay only scales it, which keeps the argmax). On dense base inputs (x_i ~ U[0,1), p = 1) expert e's logit is
+-- the sum of its K features; clamping j of them to 1 (all inside its own group) makes it j + IrwinHall(K − j), while
+-- each of the other E − 1 logits is an independent IrwinHall(K). So
+--   P(e wins | j) = ∫ f_{K−j}(t) · F_K(t + j)^(E−1) dt,
+-- with the Irwin–Hall density f_n and distribution F_n (sums of n uniforms), integrated by Simpson's rule.
+-- j = 0 gives 1/E; j = 1..4 give 0.202, 0.362, 0.566, 0.768 for K = E = 10.
+local function khot_clamped_prediction(j)
+  local function choose(a, b) local c = 1; for i = 1, b do c = c * (a - b + i) / i end; return c end
+  local function fact(a) local f = 1; for i = 2, a do f = f * i end; return f end
+  local function ih_cdf(nn, x)
+    if x <= 0 then return 0 elseif x >= nn then return 1 end
+    local acc = 0
+    for k = 0, math.floor(x) do acc = acc + (-1) ^ k * choose(nn, k) * (x - k) ^ nn end
+    return acc / fact(nn)
+  end
+  local function ih_pdf(nn, x)
+    if x <= 0 or x >= nn then return 0 end
+    local acc = 0
+    for k = 0, math.floor(x) do acc = acc + (-1) ^ k * choose(nn, k) * (x - k) ^ (nn - 1) end
+    return acc / fact(nn - 1)
+  end
+  local mm = K - j
+  if mm == 0 then return ih_cdf(K, j) ^ (E - 1) end
+  local S = 2000 -- even
+  local h = mm / S
+  local acc = 0
+  for i = 0, S do
+    local t = i * h
+    local w = (i == 0 or i == S) and 1 or (i % 2 == 1 and 4 or 2)
+    acc = acc + w * ih_pdf(mm, t) * ih_cdf(K, t + j) ^ (E - 1)
+  end
+  return acc * h / 3
 end
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
@@ -231,8 +271,41 @@ local function finish(rows)
   verdicts.more_khot_experts_with_monosemantic_features =
     (counts.khot[1] + counts.khot[2] + counts.khot[3] + counts.khot[4]) >
     (counts.xavier[1] + counts.xavier[2] + counts.xavier[3] + counts.xavier[4])
-  verdicts.no_loss_cost = math.abs(loss["K-hot"].mean - loss["Xavier"].mean) <=
-    2 * math.max(loss["K-hot"].std, loss["Xavier"].std, 1e-12)
+  -- The claim is that the two inits cost the same, not the level (see `paper.final_loss` below): the difference of
+  -- the means is compared with its standard error (Welch) and with the means themselves. "Same" = within 3 s.e., or
+  -- within 5 % of the Xavier mean when the s.e. is tiny (many models).
+  do
+    local lx, lk = loss.Xavier, loss["K-hot"]
+    local diff = lk.mean - lx.mean
+    local se = math.sqrt(lx.std ^ 2 / math.max(lx.models, 1) + lk.std ^ 2 / math.max(lk.models, 1))
+    verdicts.loss_difference = { khot_minus_xavier = diff, standard_error = se,
+                                 relative = lx.mean > 0 and diff / lx.mean or 0 / 0 }
+    verdicts.no_loss_cost = math.abs(diff) <= math.max(3 * se, 0.05 * lx.mean)
+  end
+  -- Issue-level claims of the corrected Table 1 (pure K-hot gate): K-hot clamped usage rises with |M_e| and is above
+  -- Xavier's at every size that both inits populate; Xavier's pooled clamped usage stays near 1/E.
+  do
+    local v = verdicts[headline_base]
+    v.khot_clamped_above_xavier_every_size = v.khot_above_xavier_by_size and v.groups_compared > 0
+  end
+  -- Dense-base clamped usage of a pure K-hot router against the frozen-router prediction, per |M_e| (groups with at
+  -- least `min_group` experts). A K-hot gate over a Xavier gate (`khot_gate=overlay`) lands well below it.
+  do
+    local pred, ok, gaps = {}, true, {}
+    for g = 1, MAXG do
+      pred[g] = khot_clamped_prediction(g)
+      local kc = val("K-hot", "dense", "clamped", g)
+      if kc and usage["K-hot"].dense.clamped.experts[g] >= min_group then
+        gaps[g] = kc - pred[g]
+        if math.abs(kc - pred[g]) > 0.05 then ok = false end
+      else
+        gaps[g] = "n/a"
+      end
+    end
+    verdicts.khot_dense_clamped_prediction = pred
+    verdicts.khot_dense_clamped_minus_prediction = gaps
+    verdicts.khot_matches_frozen_router_prediction = ok
+  end
 
   local reductions = full and "none (published configuration)" or string.format(
     "%d + %d models instead of 100 + 100, %d steps instead of 10,000, batch %d instead of 1024", N, N, steps, batch)
@@ -240,6 +313,7 @@ local function finish(rows)
     table = "Table 1", scale = scale, models_per_init = N, steps = steps, batch_size = batch, usage_batch = usage_batch,
     reductions = reductions,
     config = { n = n, m = m, E = E, k = 1, K = K, p = p, importance = "0.9^perm, one shared permutation",
+               khot_gate = khot_gate == "pure" and "pure (zero, then ones)" or "overlay (ones over a Xavier gate)",
                perm_seed = perm_seed, loss = "mean over features", threshold_q = 0.2 },
     shared_importance = importance,
     baseline = 1 / E,
@@ -250,7 +324,11 @@ local function finish(rows)
     final_loss = loss,
     headline_base = headline_base,
     paper = {
-      final_loss = { Xavier = { mean = 4.62e-4, std = 2.2e-5 }, ["K-hot"] = { mean = 4.62e-4, std = 2.1e-5 } },
+      final_loss = { Xavier = { mean = 4.62e-4, std = 2.2e-5 }, ["K-hot"] = { mean = 4.62e-4, std = 2.1e-5 },
+                     note = "the published 4.6e-4 comes from the authors' run on Apple 'mps'; their own vectorized trainer "
+                       .. "re-run on CPU with the published configuration gives 7e-4 to 1.0e-3 (three Xavier models). "
+                       .. "The claim to test is that both inits cost the same, not the level." },
+      authors_code_on_cpu_final_loss = { 7e-4, 8e-4, 1.0e-3 },
       clamped_dense_base = "Xavier near or below 0.10 for every |M_e|; K-hot above 0.10 and rising with |M_e| (old ES saved output)",
       only_feature_active = "K-hot ≈ 0.67–1.0 ('up to 100% routing accuracy', [R]); Xavier not saved",
       counts = "K-hot gives more experts with |M_e| = 1, 2, 3 than Xavier",
@@ -335,9 +413,11 @@ local function finish(rows)
     toymoe.plot.table_html{ file = string.format("table1_%s.html", base), header = header, rows = trows, caption = caption }
     tables[#tables + 1] = { caption = caption, header = header, rows = trows }
   end
-  tables[#tables + 1] = { caption = "Final loss (mean over features, last minibatch)", header = { "init", "mean", "std", "models", "paper" },
-    rows = { { "Xavier", loss.Xavier.mean, loss.Xavier.std, loss.Xavier.models, "4.62e-4 ± 2.2e-5" },
-             { "K-hot", loss["K-hot"].mean, loss["K-hot"].std, loss["K-hot"].models, "4.62e-4 ± 2.1e-5" } }, decimals = 6 }
+  tables[#tables + 1] = { caption = "Final loss (mean over features, last minibatch). Paper: the authors' run on Apple 'mps'; "
+      .. "their own trainer on CPU gives 7e-4 to 1.0e-3 (three Xavier models). The claim is that both inits cost the same.",
+    header = { "init", "mean", "std", "models", "paper (mps)", "authors' code on CPU" },
+    rows = { { "Xavier", loss.Xavier.mean, loss.Xavier.std, loss.Xavier.models, "4.62e-4 ± 2.2e-5", "7e-4 – 1.0e-3" },
+             { "K-hot", loss["K-hot"].mean, loss["K-hot"].std, loss["K-hot"].models, "4.62e-4 ± 2.1e-5", "not run" } }, decimals = 6 }
 
   local hv = verdicts[headline_base]
   local function fmt(init, c, g)
@@ -345,12 +425,15 @@ local function finish(rows)
     return v and string.format("%.2f", v) or "–"
   end
   local line = string.format(
-    "Table 1 (%s base): clamped usage pooled K-hot %.2f vs Xavier %.2f; by |M_e| K-hot %s/%s/%s/%s vs Xavier %s/%s/%s/%s for |M_e| = 1..4 (1/E = 0.10); only-feature-active K-hot %s/%s/%s/%s; loss Xavier %.2e, K-hot %.2e — %s",
-    headline_base, nanify(usage["K-hot"][headline_base].clamped.pooled.mean), nanify(usage["Xavier"][headline_base].clamped.pooled.mean),
+    "Table 1 (%s base, %s K-hot gate): clamped usage pooled K-hot %.2f vs Xavier %.2f; by |M_e| K-hot %s/%s/%s/%s (a frozen pure K-hot router predicts %.2f/%.2f/%.2f/%.2f on dense inputs) vs Xavier %s/%s/%s/%s for |M_e| = 1..4 (1/E = 0.10); only-feature-active K-hot %s/%s/%s/%s; loss Xavier %.2e, K-hot %.2e (%s) — %s",
+    headline_base, khot_gate, nanify(usage["K-hot"][headline_base].clamped.pooled.mean), nanify(usage["Xavier"][headline_base].clamped.pooled.mean),
     fmt("K-hot", "clamped", 1), fmt("K-hot", "clamped", 2), fmt("K-hot", "clamped", 3), fmt("K-hot", "clamped", 4),
+    verdicts.khot_dense_clamped_prediction[1], verdicts.khot_dense_clamped_prediction[2],
+    verdicts.khot_dense_clamped_prediction[3], verdicts.khot_dense_clamped_prediction[4],
     fmt("Xavier", "clamped", 1), fmt("Xavier", "clamped", 2), fmt("Xavier", "clamped", 3), fmt("Xavier", "clamped", 4),
     fmt("K-hot", "only_feature_active", 1), fmt("K-hot", "only_feature_active", 2), fmt("K-hot", "only_feature_active", 3),
     fmt("K-hot", "only_feature_active", 4), loss.Xavier.mean, loss["K-hot"].mean,
+    verdicts.no_loss_cost and "same cost" or "DIFFERENT cost",
     hv.claim_reproduced and "K-hot experts are routed their monosemantic features, Xavier experts are not (reproduced)"
       or (hv.khot_pooled_above_xavier_pooled and hv.khot_lift_above_xavier_lift)
         and "K-hot experts are routed their monosemantic features more than Xavier's, but Xavier's are not near 1/E (partly reproduced)"
@@ -359,7 +442,7 @@ local function finish(rows)
     file = "index.html", title = "Table 1: Xavier vs random K-hot router — specialization as monosemantic routing",
     introduction = "n = 100, m = 10, E = 10, k = 1, p = 0.1, importance 0.9^perm (one shared permutation), mean-over-features loss, "
       .. "no load balancing. Usage of expert e under three input conditions, experts grouped by their number of monosemantic "
-      .. "features |M_e| (q < 0.2). The authors' code drew the usage inputs with p = 1 ('dense' base, SPEC §6.7); the "
+      .. "features |M_e| (q < 0.2). K-hot gate: " .. khot_gate .. ". The authors' code drew the usage inputs with p = 1 ('dense' base, SPEC §6.7); the "
       .. "training density p = 0.1 ('training' base) is shown too. Reductions: " .. reductions .. ". " .. line,
     figures = figures, tables = tables, summary = verdicts, summary_heading = "Verdicts",
   }
