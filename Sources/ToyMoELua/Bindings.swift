@@ -233,18 +233,21 @@ enum Bindings {
                 let base = try finite(args, 1, "base")
                 let n = try args.integer(2, "n")
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])  // before the list is built, not after
                 return [Tensor.list(Schedules.geometric(base: base, count: n).map(Double.init))]
             },
             "permuted_geometric": { args in
                 let base = try finite(args, 1, "base")
                 let n = try args.integer(2, "n")
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])  // before the list is built, not after
                 var r = RandomStream(seed: ctx.contextSeed, path: [0x5045_524D, ctx.modelCounter])  // "PERM"
                 return [Tensor.list(Schedules.permutedGeometric(base: base, count: n, rng: &r).map(Double.init))]
             },
             "linspace": { args in
                 let (a, b, n) = (try finite(args, 1, "start"), try finite(args, 2, "stop"), try args.integer(3, "count"))
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])
                 return [Tensor.list(Schedules.linspace(a, b, count: n))]
             },
             "geomspace": { args in
@@ -252,6 +255,7 @@ enum Bindings {
                 guard a > 0 else { throw args.argumentError("start", "expected a positive number, got \(a)") }
                 guard b > 0 else { throw args.argumentError("stop", "expected a positive number, got \(b)") }
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])
                 return [Tensor.list(Schedules.geomspace(a, b, count: n))]
             },
             "range": { args in
@@ -265,6 +269,7 @@ enum Bindings {
                     throw LuaCallError("range from start \(a) to stop \(b) by step \(step) has \(span.isFinite ? String(format: "%.3g", span) : "too many") values; at most \(1 << 24)")
                 }
                 let count = span < 0 ? 0 : Int(span)
+                try Tensor.ensureCapacity(rt, shape: [count])
                 // Rounded to 12 significant digits so 0.1 + 0.2·k prints as the decimal the user wrote.
                 let values = count <= 0 ? [] : (0..<count).map { (a + Double($0) * step).roundedTo(12) }
                 return [Tensor.list(values)]
@@ -408,7 +413,9 @@ enum Bindings {
                     var k = 1
                     var allowNonFinite = false
                     if args.type(2) == .table {
-                        let o = try OptionTable("toymoe.load_model", try args.table(2, "options"), known: ["n_active_experts", "allow_non_finite"])
+                        let o = try OptionTable(
+                            "toymoe.load_model: n_active_experts or options", try args.table(2, "options"),
+                            known: ["n_active_experts", "allow_non_finite"])
                         if o.has("n_active_experts") { k = try o.integer("n_active_experts") }
                         allowNonFinite = try o.boolean("allow_non_finite", default: false)
                     } else if let given = try args.optionalInteger(2, "n_active_experts") {
@@ -555,7 +562,7 @@ enum Bindings {
             describe: { "Data(n_features=\($0.featureCount))" },
             hostBytes: { $0.featureCount * 3 * MemoryLayout<Float>.size })
         try rt.register(module: "toymoe", functions: [
-            "data": { args in [.userdata(DataHandle(try dataDistribution(try args.table(1, "options"), function: "toymoe.data")))] }
+            "data": { args in [.userdata(DataHandle(try dataDistribution(try args.table(1, "options"), function: "toymoe.data", runtime: rt)))] }
         ])
     }
 
@@ -574,7 +581,9 @@ enum Bindings {
     }
 
     /// Builds a distribution from `toymoe.data` options.
-    static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil) throws(LuaCallError) -> DataDistribution {
+    /// With `runtime`, the distribution's vectors (3 floats per feature) are checked against the memory limit before
+    /// they are built (a data set without a model has no other bound than n_features ≤ maxParameterCount / 3).
+    static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil, runtime: LuaRuntime? = nil) throws(LuaCallError) -> DataDistribution {
         let opts = try OptionTable(function, table, known: dataOptions)
         var n = opts.has("n_features") ? try opts.integer("n_features", minimum: 1) : featureCount
         // No model can have more features than E·n·(m+2) ≤ maxParameterCount allows with E = m = 1.
@@ -605,6 +614,11 @@ enum Bindings {
         try check(scale, "input_scale", "a finite number") { $0.isFinite }
         guard let count = n else {
             throw LuaCallError("n_features: required when neither feature_probability nor importance is a list")
+        }
+        if let runtime {
+            do throws(LuaCallError) { try runtime.ensureHostCapacity(count * 3 * MemoryLayout<Float>.size) } catch {
+                throw LuaCallError("n_features: a data distribution of \(count) features: \(error.text)")
+            }
         }
         var probability: [Float]
         if let pVector {

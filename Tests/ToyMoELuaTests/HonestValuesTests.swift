@@ -156,6 +156,30 @@ import ToyMoEIO
         }
     }
 
+    @Test("Lua builders check the memory limit before building: a huge toymoe.data or schedule is refused at once")
+    func luaBuildersValidateFirst() throws {
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-luahuge")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cases: [(String, [String])] = [
+            ("toymoe.data{ n_features = 80000000 }", ["toymoe.data", "n_features", "80000000", "not enough memory"]),
+            ("toymoe.geometric(0.5, 16777216)", ["toymoe.geometric", "not enough memory"]),
+            ("toymoe.linspace(0, 1, 16777216)", ["toymoe.linspace", "not enough memory"]),
+            ("toymoe.range(1, 16777216)", ["toymoe.range", "not enough memory"]),
+        ]
+        for (i, (source, needles)) in cases.enumerated() {
+            let script = dir.appendingPathComponent("s\(i).lua")
+            try source.write(to: script, atomically: true, encoding: .utf8)
+            let r = try Self.spawn(
+                ["run", script.path, "--out", dir.appendingPathComponent("o\(i)").path, "--quiet", "--memory-limit", "64"], in: dir)
+            print("\(source) under --memory-limit 64: exit \(r.status) in \(String(format: "%.3f", r.seconds)) s, peak RSS \(String(format: "%.1f", r.maxRSSMiB)) MiB")
+            #expect(!r.signaled && r.status == 1, "\(source): status \(r.status)")
+            #expect(r.seconds < 1.0, "\(source): took \(r.seconds) s")
+            #expect(r.maxRSSMiB < 64, "\(source): peak RSS \(r.maxRSSMiB) MiB")
+            #expect(r.stderr.contains("s\(i).lua:1:"), "no file:line: \(r.stderr)")
+            for needle in needles { #expect(r.stderr.contains(needle), "\(source): expected '\(needle)' in: \(r.stderr)") }
+        }
+    }
+
     @Test("metrics.json of a diverged toymoe train names its step as 0-based; steps_run = zero_based_step + 1")
     func metricsDivergedStep() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-trainnan")
