@@ -100,7 +100,7 @@ public final class Model: @unchecked Sendable {
                 "expected \(count) values for shape \(shape), got \(values.count)")
         }
         if !allowNonFinite, let bad = values.firstIndex(where: { !$0.isFinite }) {
-            throw ToyMoEError("Model.set", tensor.rawValue, "value at flat index \(bad) is \(values[bad]); expected a finite number")
+            throw ToyMoEError("Model.set", tensor.rawValue, "value at flat index \(bad) (0-based) is \(values[bad]); expected a finite number")
         }
         let start = tensor.offset(layout)
         for (i, v) in values.enumerated() { parameters[start + i] = v }
