@@ -258,6 +258,17 @@ public final class SweepRunner: @unchecked Sendable {
     @discardableResult
     public func run(makeWorker: @escaping @Sendable (Int) throws -> SweepWorker) throws -> Bool {
         let fm = FileManager.default
+        // The host writes cell files itself (not through the scripts' confined names): refuse a cells/ that is a
+        // symbolic link leading out of the output directory, rather than write results elsewhere.
+        var linkStat = stat()
+        if lstat(layout.cellsDirectory.path, &linkStat) == 0, (linkStat.st_mode & S_IFMT) == S_IFLNK {
+            let target = ScriptContext.realPath(layout.cellsDirectory.path)
+            let root = ScriptContext.realPath(layout.root.path) ?? layout.root.path
+            if target == nil || !(target! == root || target!.hasPrefix(root + "/")) {
+                throw SweepError(
+                    "\(layout.cellsDirectory.path) is a symbolic link to \(target ?? "a missing target"), outside the output directory \(root); remove it or use another --out")
+            }
+        }
         try AtomicFile.createDirectory(at: layout.cellsDirectory)
         // A sweep.json from another declaration means another experiment: refuse to mix their cells.
         if let existing = try? JSONValue(contentsOf: layout.specFile) {

@@ -125,6 +125,15 @@ import ToyMoEIO
         let e = try #require(try cellsTree.run(sweep).error, "a cell wrote through a linked cell directory")
         #expect(e.contains("symbolic link") && e.contains("outside"), "\(e)")
         #expect(!FileManager.default.fileExists(atPath: cellsTree.elsewhere.appendingPathComponent("r.json").path))
+
+        // cells/ itself linked elsewhere: the sweep host refuses to write its cell files there.
+        let linkedCells = try Tree()
+        defer { try? FileManager.default.removeItem(at: linkedCells.base) }
+        try linkedCells.link("cells", to: linkedCells.elsewhere)
+        let linkedBefore = try linkedCells.elsewhereListing()
+        let e2 = try #require(try linkedCells.run(sweep).error, "the sweep wrote through a linked cells/")
+        #expect(e2.contains("cells") && e2.contains("symbolic link") && e2.contains("outside"), "\(e2)")
+        #expect(try linkedCells.elsewhereListing() == linkedBefore)
     }
 
     @Test("Links that stay inside the output directory are followed")
@@ -233,9 +242,36 @@ import ToyMoEIO
         let script = repo.appendingPathComponent("scripts/paper/fig4_phase.lua")
         let out = try ScriptTestResult.temporaryDirectory("toymoe-fig4ref").appendingPathComponent("out")
         defer { try? FileManager.default.removeItem(at: out.deletingLastPathComponent()) }
-        let o = ScriptRunOptions(script: script, params: [("reference", "ref"), ("archs", "211")], out: out, quiet: true, printSink: { _ in })
+
+        // A stand-in for the authors' arrays of architecture 211 (n = 2, m = 1, E = 1) on the full 39 × 58 grid,
+        // sparsity-major: feature 2 (the last) has norm 1 and is orthogonal to feature 1 everywhere (monosemantic).
+        let reference = out.deletingLastPathComponent().appendingPathComponent("authors/211")
+        try FileManager.default.createDirectory(at: reference, withIntermediateDirectories: true)
+        var keys: [Double] = [], weights: [Float] = []
+        for si in 0..<39 {
+            for ri in 0..<58 {
+                keys += [((0.025 + 0.025 * Double(si)) * 1000).rounded() / 1000, ((0.10 + 0.05 * Double(ri)) * 100).rounded() / 100]
+                weights += [0, 1]
+            }
+        }
+        try NpyArray(float64: keys, shape: [2262, 2]).write(to: reference.appendingPathComponent("grid_keys.npy"))
+        try NpyArray(float32: weights, shape: [2262, 1, 2, 1]).write(to: reference.appendingPathComponent("expert_weights.npy"))
+        try NpyArray(float32: [Float](repeating: 0.05, count: 2262), shape: [2262]).write(to: reference.appendingPathComponent("final_losses.npy"))
+        var o = ScriptRunOptions(
+            script: script, params: [("archs", "211"), ("s_list", "0.025,0.5,0.9"), ("r_list", "1.5"), ("restarts", "1"), ("steps", "20")],
+            out: out, quiet: true, printSink: { _ in })
+        o.inputs = ["reference": reference.deletingLastPathComponent()]
+        let outcome = try ScriptRunner.run(o)
+        let authors = outcome.result?["architectures"]?["211"]?["experts"]?[0]?["authors_at_grid"]
+        // Every stand-in cell is monosemantic: the fractions (ignored, monosemantic, superposed) read from the input.
+        #expect(authors?["fractions"] == .array([.number(0), .number(1), .number(0)]) || authors?["fractions"] == .array([.int(0), .int(1), .int(0)]),
+                "authors_at_grid: \(String(describing: authors))")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("fig4_phase_authors.svg").path))
+        try FileManager.default.removeItem(at: out)
+
+        let missing = ScriptRunOptions(script: script, params: [("reference", "ref"), ("archs", "211")], out: out, quiet: true, printSink: { _ in })
         do {
-            _ = try ScriptRunner.run(o)
+            _ = try ScriptRunner.run(missing)
             Issue.record("reference=ref without --input ref=DIR ran")
         } catch let e as ScriptRunError {
             for needle in ["fig4_phase.lua:", "reference=ref", "no read-only input named 'ref'", "--input ref=DIR"] {

@@ -493,7 +493,7 @@ local function finish(rows)
       medians_within_15pct = medians_ok,
       loss_falls_with_E = (function() for _, v in pairs(falls) do if not v then return false end end return true end)(),
       note = (#S_VALS == 39 and #R_VALS == 58) and "full grid" or
-        "coarse grid: the paper's fractions/quartiles are over all 2262 cells; with reference=DIR the authors' values at these grid points are given as authors_at_grid",
+        "coarse grid: the paper's fractions/quartiles are over all 2262 cells; with --input reference=DIR the authors' values at these grid points are given as authors_at_grid",
     },
     notes = {
       "r is the last feature's loss weight (the authors' code, SPEC §9.1); r_mode=input_scale gives the paper-text reading",
