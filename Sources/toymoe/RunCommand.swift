@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("instruction-limit"), help: "Lua instruction budget for the top level and for each sweep cell (0: none).")
     var instructionLimit: UInt64 = 0
 
-    // Read-only inputs (engineer C's block).
+    // Read-only inputs.
     @Option(name: .customLong("input"), help: ArgumentHelp(
         "A read-only input directory, NAME=DIR (repeatable): the script reads DIR's files as NAME/... with toymoe.load_*; nothing is ever written there. NAME: letters, digits and _, not starting with a digit.",
         valueName: "NAME=DIR"))

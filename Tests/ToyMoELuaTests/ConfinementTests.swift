@@ -203,6 +203,31 @@ import ToyMoEIO
         #expect(try tree.elsewhereListing() == before)
     }
 
+    @Test("toymoe run --input: a bad NAME, a repeated NAME or a DIR that is not a directory is refused before the run")
+    func inputOptionValidation() throws {
+        let tree = try Tree()
+        defer { try? FileManager.default.removeItem(at: tree.base) }
+        try "return {}".write(to: tree.script, atomically: true, encoding: .utf8)
+        let file = tree.elsewhere.appendingPathComponent("a.json").path
+        let cases: [([String], [String])] = [
+            (["1ref=\(tree.elsewhere.path)"], ["--input", "1ref", "NAME must be"]),
+            (["a/b=\(tree.elsewhere.path)"], ["--input", "NAME must be"]),
+            (["ref"], ["--input 'ref'", "NAME=DIR"]),
+            (["ref=\(tree.elsewhere.path)", "ref=\(tree.base.path)"], ["'ref' is given twice"]),
+            (["ref=\(tree.base.path)/missing"], ["missing", "does not exist"]),
+            (["ref=\(file)"], [file, "not a directory"]),
+        ]
+        for (inputs, needles) in cases {
+            let out = tree.base.appendingPathComponent("o-\(UUID().uuidString)")
+            let r = try CLITests.toymoe(["run", tree.script.path, "--out", out.path] + inputs.flatMap { ["--input", $0] }, in: tree.base)
+            #expect(r.status != 0, "\(inputs) accepted")
+            for needle in needles { #expect(r.stderr.contains(needle), "\(inputs): expected '\(needle)' in: \(r.stderr)") }
+            #expect(!FileManager.default.fileExists(atPath: out.path), "\(inputs): the run started")
+        }
+        let ok = try CLITests.toymoe(["run", tree.script.path, "--out", tree.out.path, "--input", "ref_1=\(tree.elsewhere.path)", "--quiet"], in: tree.base)
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
     @Test("--resume deletes only the tool's own temporaries, in real directories only")
     func resumeCleanup() throws {
         let tree = try Tree()
