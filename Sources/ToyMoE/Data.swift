@@ -60,7 +60,7 @@ public struct DataDistribution: Sendable, Equatable, Codable {
                 throw ToyMoEError("DataDistribution", name, "expected \(n) values (one per feature), got \(v.count)")
             }
             if let i = v.firstIndex(where: { !ok($0) }) {
-                throw ToyMoEError("DataDistribution", name, "entry \(i) is \(v[i]); expected \(expected)")
+                throw ToyMoEError("DataDistribution", name, "entry \(i) (0-based) is \(v[i]); expected \(expected)")
             }
         }
         try check(featureProbability, "feature_probability", { $0 >= 0 && $0 <= 1 }, "a probability in [0, 1]")

@@ -90,7 +90,8 @@ public final class Model: @unchecked Sendable {
     }
 
     /// Overwrites a whole tensor. Throws if the count is wrong or a value is not finite.
-    public func setValues(_ tensor: ParameterTensor, _ values: [Float]) throws {
+    /// Non-finite values are refused unless `allowNonFinite` (loading the saved model of a diverged training).
+    public func setValues(_ tensor: ParameterTensor, _ values: [Float], allowNonFinite: Bool = false) throws {
         let shape = tensor.shape(config)
         let count = shape.reduce(1, *)
         guard values.count == count else {
@@ -98,8 +99,8 @@ public final class Model: @unchecked Sendable {
                 "Model.set", tensor.rawValue,
                 "expected \(count) values for shape \(shape), got \(values.count)")
         }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            throw ToyMoEError("Model.set", tensor.rawValue, "value at flat index \(bad) is \(values[bad]); expected a finite number")
+        if !allowNonFinite, let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw ToyMoEError("Model.set", tensor.rawValue, "value at flat index \(bad) (0-based) is \(values[bad]); expected a finite number")
         }
         let start = tensor.offset(layout)
         for (i, v) in values.enumerated() { parameters[start + i] = v }

@@ -28,8 +28,8 @@ public struct AtomicFileError: Error, CustomStringConvertible, Equatable, Sendab
 /// Writes files so that readers see either the old content or the complete
 /// new content, never a partial file.
 ///
-/// Steps: create a uniquely named temporary file `.NAME.tmp-XXXXXXXXXXXXXXXX`
-/// in the destination's directory (same directory, hence same file system, so
+/// Steps: create a uniquely named temporary file `.NAME.toymoe-tmp-XXXXXXXXXXXXXXXX`
+/// (see `temporaryName(for:)`) in the destination's directory (same directory, hence same file system, so
 /// `rename(2)` is atomic), write everything, `fsync` it so the data is on disk
 /// before the name points at it, `rename` over the destination, then `fsync`
 /// the directory (best effort) so the rename itself survives a crash. On any
@@ -68,6 +68,39 @@ public enum AtomicFile {
         if mkdir(path, 0o777) != 0 && errno != EEXIST { throw failure("create directory", path, errno) }
     }
 
+    /// The marker every temporary file of this tool carries, followed by exactly 16 lowercase hex digits.
+    public static let temporaryMarker = ".toymoe-tmp-"
+    /// At most this many bytes of the destination's name start a temporary name (for people reading a directory).
+    static let temporaryNamePrefixBytes = 96
+
+    /// A fresh temporary name for destination file name `name`: `.` + at most 96 bytes of `name` (cut at a
+    /// character boundary of its UTF-8, never inside one) + `.toymoe-tmp-` + 16 random hex digits: at most 125
+    /// bytes, well under NAME_MAX (255 bytes) for any legal destination name.
+    public static func temporaryName(for name: String) -> String {
+        var prefix = ""
+        var bytes = 0
+        for scalar in name.unicodeScalars {
+            let n = UTF8.width(scalar)
+            if bytes + n > temporaryNamePrefixBytes { break }
+            bytes += n
+            prefix.unicodeScalars.append(scalar)
+        }
+        let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return "." + prefix + temporaryMarker + String(repeating: "0", count: 16 - hex.utf8.count) + hex
+    }
+
+    /// True when `name` has the exact form `temporaryName(for:)` produces (a leading `.`, the marker, then 16
+    /// lowercase hex digits at the end): the only files `--resume` may delete as leftovers of this tool.
+    /// A user's `.notes.tmp-draft` or `.x.tmp-1` does not match.
+    public static func isTemporaryName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        let marker = Array(temporaryMarker.utf8)
+        guard bytes.count >= 1 + marker.count + 16, bytes[0] == UInt8(ascii: ".") else { return false }
+        let hex = bytes[(bytes.count - 16)...]
+        guard hex.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return false }
+        return Array(bytes[(bytes.count - 16 - marker.count)..<(bytes.count - 16)]) == marker
+    }
+
     private static func failure(_ operation: String, _ path: String, _ code: Int32) -> AtomicFileError {
         AtomicFileError(operation: operation, path: path, code: code, reason: String(cString: strerror(code)))
     }
@@ -88,9 +121,7 @@ public enum AtomicFile {
         var descriptor: Int32 = -1
         var temporary = ""
         for _ in 0..<16 {
-            let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-            // Keep the name well under NAME_MAX (255 bytes) whatever the destination.
-            temporary = (directory as NSString).appendingPathComponent(".\(name.prefix(96)).tmp-\(suffix)")
+            temporary = (directory as NSString).appendingPathComponent(temporaryName(for: name))
             descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
             if descriptor >= 0 || errno != EEXIST { break }
         }

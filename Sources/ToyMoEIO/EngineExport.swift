@@ -19,7 +19,8 @@ extension Model {
     }
 
     /// Loads `W`, `b_final` and `gate` from an NPZ written by `writeNPZ` (or numpy with those names and shapes).
-    public func loadNPZ(from url: URL) throws {
+    /// A NaN or ±Inf value (the saved model of a diverged training) is refused unless `allowNonFinite`.
+    public func loadNPZ(from url: URL, allowNonFinite: Bool = false) throws {
         let archive = try Npz.read(contentsOf: url)
         for t in ParameterTensor.allCases {
             let a = try archive.array(named: t.rawValue)
@@ -28,7 +29,14 @@ extension Model {
                 throw ToyMoEError(
                     "Model.load", t.rawValue, "expected shape \(shape) in \(url.lastPathComponent), found \(a.shape)")
             }
-            try setValues(t, try a.asFloat32())
+            let values = try a.asFloat32()
+            if !allowNonFinite, let bad = values.firstIndex(where: { !$0.isFinite }) {
+                let count = values.count(where: { !$0.isFinite })
+                throw ToyMoEError(
+                    "Model.load", t.rawValue,
+                    "\(url.lastPathComponent) holds \(count) non-finite value(s) (the first, \(values[bad]), at flat index \(bad)): the model of a diverged training; load it with non-finite values allowed to inspect it")
+            }
+            try setValues(t, values, allowNonFinite: allowNonFinite)
         }
     }
 }
@@ -83,8 +91,10 @@ extension TrainingResult {
         o["final_load_balancing_loss"] = .number(finalLoadBalancingLoss)
         o["steps_run"] = .int(stepsRun)
         o["stopped_early"] = .bool(stoppedEarly)
+        // Files are 0-based like numpy (the Lua API is 1-based): the key says so, so nobody has to guess.
+        // `zero_based_step` is the index of the step whose loss was NaN/±Inf; steps_run = zero_based_step + 1.
         if let d = divergence {
-            o["diverged"] = .object(["step": .int(d.step), "reason": .string(d.reason)])
+            o["diverged"] = .object(["zero_based_step": .int(d.step), "reason": .string(d.reason)])
         } else {
             o["diverged"] = .null
         }

@@ -151,7 +151,7 @@ enum Tensor {
 
     private static func number(_ x: LuaValue, _ name: String) throws(LuaCallError) -> Float {
         guard let d = x.doubleValue, Float(d).isFinite else {
-            throw LuaCallError("\(name): expected finite numbers (within the float32 range), got \(describe(x))")
+            throw LuaCallError("\(name): expected finite numbers within the float32 range (±3.4028235e38), got \(describe(x))")
         }
         return Float(d)
     }

@@ -11,10 +11,13 @@ extension Bindings {
             let (shape, values) = try Tensor.infer(v, name: name)
             do {
                 switch dtype {
-                case "float32": return try NpyArray(float32: values.map(Float.init), shape: shape)
+                case "float32": return try NpyArray(float32: try Bindings.float32(values, name), shape: shape)
                 case "int64", "int32":
                     guard values.allSatisfy({ $0.rounded() == $0 && abs($0) < 9.2e18 }) else {
                         throw LuaCallError("\(name): \(dtype) needs integer values")
+                    }
+                    if dtype == "int32", let v = values.first(where: { $0 < -2_147_483_648 || $0 > 2_147_483_647 }) {
+                        throw LuaCallError("\(name): \(describe(.number(v))) does not fit in int32 (-2147483648...2147483647)")
                     }
                     return dtype == "int64"
                         ? try NpyArray(int64: values.map { Int64($0) }, shape: shape)
@@ -38,7 +41,7 @@ extension Bindings {
         }
         func read<T>(_ url: URL, _ body: () throws -> T) throws(LuaCallError) -> T {
             guard FileManager.default.fileExists(atPath: url.path) else {
-                throw LuaCallError("file '\(url.lastPathComponent)' does not exist in the output directory")
+                throw LuaCallError("file '\(url.lastPathComponent)' does not exist (\(url.path))")
             }
             do { return try body() } catch { throw LuaCallError("cannot read '\(url.lastPathComponent)': \(error)") }
         }
@@ -68,12 +71,12 @@ extension Bindings {
                 return []
             },
             "load_npy": { args in
-                let url = try ctx.resolve(try args.string(1, "file"))
+                let url = try ctx.resolve(try args.string(1, "file"), .read)
                 let a = try read(url) { try NpyArray(contentsOf: url) }
                 return [try lua(a, url.lastPathComponent)]
             },
             "load_npz": { args in
-                let url = try ctx.resolve(try args.string(1, "file"))
+                let url = try ctx.resolve(try args.string(1, "file"), .read)
                 let archive = try read(url) { try Npz.read(contentsOf: url) }
                 var t = LuaTable()
                 for (name, a) in archive.entries { t.hash[.string(name)] = try lua(a, name) }
@@ -86,7 +89,7 @@ extension Bindings {
                 return []
             },
             "load_json": { args in
-                let url = try ctx.resolve(try args.string(1, "file"))
+                let url = try ctx.resolve(try args.string(1, "file"), .read)
                 let json = try read(url) { try JSONValue(contentsOf: url) }
                 return [JSONBridge.lua(json)]
             },
@@ -112,6 +115,13 @@ extension Bindings {
                 let script = here.appendingPathComponent(name).standardizedFileURL
                 guard script.path.hasPrefix(allowed) else {
                     throw LuaCallError("script: '\(name)' is outside \(allowed)")
+                }
+                // A symbolic link on the way may not lead out of the scripts tree either.
+                if let real = ScriptContext.realPath(script.path),
+                    let realAllowed = ScriptContext.realPath(here.deletingLastPathComponent().path),
+                    !real.hasPrefix(realAllowed == "/" ? "/" : realAllowed + "/")
+                {
+                    throw LuaCallError("script: '\(name)' is a symbolic link to \(real), outside \(allowed)")
                 }
                 guard FileManager.default.fileExists(atPath: script.path) else {
                     throw LuaCallError("script: '\(name)' does not exist (looked in \(here.path))")

@@ -802,7 +802,7 @@ extension Bindings {
                     if f.has("file") {
                         let name = try f.string("file")
                         let figureURL: URL
-                        do throws(LuaCallError) { figureURL = try ctx.resolve(name) } catch { throw LuaCallError(f.prefix + error.text) }
+                        do throws(LuaCallError) { figureURL = try ctx.resolve(name, .readOutput) } catch { throw LuaCallError(f.prefix + error.text) }
                         guard let svg = try? String(contentsOf: figureURL, encoding: .utf8) else {
                             throw LuaCallError("\(f.name("file")): '\(name)' does not exist in the output directory (write it first, e.g. with toymoe.plot.bars)")
                         }

@@ -67,15 +67,98 @@ final class ScriptContext {
         return r.next()
     }
 
-    /// Resolves a script-given file name inside the output directory; absolute paths and `..` are refused.
-    func resolve(_ name: String) throws(LuaCallError) -> URL {
-        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+    /// Read-only input directories (`toymoe run --input NAME=DIR`): a file name `NAME/...` reads from DIR.
+    var inputs: [String: URL] = [:]
+
+    /// What a script wants to do with a file name.
+    enum FileAccess {
+        /// Create or replace: only inside the current file root (inside the output directory).
+        case write
+        /// Read a file of this run: inside the current file root only (e.g. a figure a report links to).
+        case readOutput
+        /// Read: inside the current file root, or `NAME/...` inside a read-only input.
+        case read
+    }
+
+    /// Resolves a script-given file name inside the output directory (under `fileRoot`), or for reads inside a
+    /// read-only input (`NAME/...`). Absolute paths, `..`, empty components and NUL are refused by spelling; then
+    /// every component that already exists is checked on disk: a symbolic link is followed only when its real
+    /// path stays inside the real path of the output directory (or of the input), so a link such as
+    /// `OUT/escape -> /elsewhere` cannot carry a read or a write outside. The returned URL is the real path of
+    /// the deepest existing component plus the components still to be created, so the links checked here are not
+    /// followed again by the operation. (This guards against a tree prepared before or during the run by the
+    /// script's user; it is not a defence against another process swapping directories for links while a file
+    /// is being written.)
+    func resolve(_ name: String, _ access: FileAccess = .write) throws(LuaCallError) -> URL {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard !name.isEmpty, !name.hasPrefix("/"), !parts.contains(".."), !parts.contains(where: { $0.isEmpty }),
             !name.contains("\0")
         else {
             throw LuaCallError("file '\(name)': expected a relative path inside the output directory (no '/' prefix, no '..')")
         }
-        return fileRoot.appendingPathComponent(name)
+        if let input = inputs[parts[0]] {
+            guard access == .read else {
+                throw LuaCallError(
+                    "file '\(name)': '\(parts[0])/' is the read-only input --input \(parts[0])=\(input.path); files are written only inside the output directory")
+            }
+            guard parts.count > 1 else {
+                throw LuaCallError("file '\(name)': names the input directory itself; expected a file inside it ('\(parts[0])/...')")
+            }
+            return try Self.confine(
+                Array(parts.dropFirst()), under: input, shown: parts[0] + "/", name: name,
+                root: "the input '\(parts[0])' (\(input.path))")
+        }
+        // The file root is the output directory or a directory inside it (a sweep cell's): confine to the output
+        // directory, so a cell directory that is itself a link leading out is refused too.
+        let out = outputDirectory.standardizedFileURL.path
+        let root = fileRoot.standardizedFileURL.path
+        if root == out || root.hasPrefix(out + "/") {
+            let within = root.dropFirst(out.count).split(separator: "/").map(String.init)
+            return try Self.confine(within + parts, under: outputDirectory, shown: "", name: name, root: "the output directory (\(out))")
+        }
+        return try Self.confine(parts, under: fileRoot, shown: "", name: name, root: "\(root)")
+    }
+
+    /// Walks `components` from the real path of `base`, following a symbolic link only when its real path stays
+    /// under that real path; stops at the first component that does not exist (what follows will be created as
+    /// plain directories and files). `shown` prefixes the components in messages.
+    static func confine(_ components: [String], under base: URL, shown: String, name: String, root: String) throws(LuaCallError) -> URL {
+        guard let realBase = realPath(base.path) else {
+            throw LuaCallError("file '\(name)': cannot resolve \(root): \(String(cString: strerror(errno)))")
+        }
+        var current = realBase
+        for (i, component) in components.enumerated() {
+            let candidate = current == "/" ? "/" + component : current + "/" + component
+            var st = stat()
+            guard lstat(candidate, &st) == 0 else {
+                let code = errno
+                if code == ENOENT {
+                    return URL(fileURLWithPath: ([candidate] + components[(i + 1)...]).joined(separator: "/"))
+                }
+                throw LuaCallError("file '\(name)': cannot inspect '\(shown + components[...i].joined(separator: "/"))': \(String(cString: strerror(code)))")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFLNK else {
+                current = candidate
+                continue
+            }
+            let link = shown + components[...i].joined(separator: "/")
+            guard let target = realPath(candidate) else {
+                throw LuaCallError("file '\(name)': '\(link)' is a symbolic link whose target does not exist; files are confined to \(root)")
+            }
+            guard target == realBase || target.hasPrefix(realBase == "/" ? "/" : realBase + "/") else {
+                throw LuaCallError(
+                    "file '\(name)': '\(link)' is a symbolic link to \(target), outside \(root); files are confined there (read other directories with --input NAME=DIR)")
+            }
+            current = target
+        }
+        return URL(fileURLWithPath: current)
+    }
+
+    /// realpath(3) as a String, nil on failure (errno set).
+    static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 }
 
@@ -127,6 +210,10 @@ enum Bindings {
             return x
         }
         try rt.setGlobal("toymoe.params", .table(params))
+        // The read-only inputs (`--input NAME=DIR`): NAME -> DIR, so a script can check one was given.
+        try rt.setGlobal("toymoe.inputs", .table(LuaTable(hash: Dictionary(uniqueKeysWithValues: ctx.inputs.map {
+            (LuaKey.string($0.key), LuaValue.string($0.value.path))
+        }))))
         try rt.setGlobal("toymoe.seed", .integer(Int64(bitPattern: ctx.runSeed)))
         try rt.setGlobal("toymoe.version", .string(ToyMoEVersion.string))
         try rt.setGlobal("toymoe.kernel_variant", .string(KernelVariant.current))
@@ -146,18 +233,21 @@ enum Bindings {
                 let base = try finite(args, 1, "base")
                 let n = try args.integer(2, "n")
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])  // before the list is built, not after
                 return [Tensor.list(Schedules.geometric(base: base, count: n).map(Double.init))]
             },
             "permuted_geometric": { args in
                 let base = try finite(args, 1, "base")
                 let n = try args.integer(2, "n")
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("n", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])  // before the list is built, not after
                 var r = RandomStream(seed: ctx.contextSeed, path: [0x5045_524D, ctx.modelCounter])  // "PERM"
                 return [Tensor.list(Schedules.permutedGeometric(base: base, count: n, rng: &r).map(Double.init))]
             },
             "linspace": { args in
                 let (a, b, n) = (try finite(args, 1, "start"), try finite(args, 2, "stop"), try args.integer(3, "count"))
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])
                 return [Tensor.list(Schedules.linspace(a, b, count: n))]
             },
             "geomspace": { args in
@@ -165,6 +255,7 @@ enum Bindings {
                 guard a > 0 else { throw args.argumentError("start", "expected a positive number, got \(a)") }
                 guard b > 0 else { throw args.argumentError("stop", "expected a positive number, got \(b)") }
                 guard n >= 0, n <= 1 << 24 else { throw args.argumentError("count", "expected a count in 0...\(1 << 24), got \(n)") }
+                try Tensor.ensureCapacity(rt, shape: [n])
                 return [Tensor.list(Schedules.geomspace(a, b, count: n))]
             },
             "range": { args in
@@ -178,6 +269,7 @@ enum Bindings {
                     throw LuaCallError("range from start \(a) to stop \(b) by step \(step) has \(span.isFinite ? String(format: "%.3g", span) : "too many") values; at most \(1 << 24)")
                 }
                 let count = span < 0 ? 0 : Int(span)
+                try Tensor.ensureCapacity(rt, shape: [count])
                 // Rounded to 12 significant digits so 0.1 + 0.2·k prints as the decimal the user wrote.
                 let values = count <= 0 ? [] : (0..<count).map { (a + Double($0) * step).roundedTo(12) }
                 return [Tensor.list(values)]
@@ -311,13 +403,24 @@ enum Bindings {
                 return [.userdata(m)]
             },
             "load_model": { args in
-                let url = try ctx.resolve(try args.string(1, "file"))
+                let url = try ctx.resolve(try args.string(1, "file"), .read)
                 do {
                     let archive = try Npz.read(contentsOf: url)
                     let w = try archive.array(named: "W")
                     guard w.shape.count == 3 else { throw LuaCallError("W in \(url.lastPathComponent) has shape \(w.shape); expected (E, n, m)") }
                     let gateShape = try archive.array(named: "gate").shape
-                    let k = try args.optionalInteger(2, "n_active_experts") ?? 1
+                    // Argument 2: n_active_experts, or {n_active_experts = k, allow_non_finite = bool}.
+                    var k = 1
+                    var allowNonFinite = false
+                    if args.type(2) == .table {
+                        let o = try OptionTable(
+                            "toymoe.load_model: n_active_experts or options", try args.table(2, "options"),
+                            known: ["n_active_experts", "allow_non_finite"])
+                        if o.has("n_active_experts") { k = try o.integer("n_active_experts") }
+                        allowNonFinite = try o.boolean("allow_non_finite", default: false)
+                    } else if let given = try args.optionalInteger(2, "n_active_experts") {
+                        k = given
+                    }
                     guard w.shape.allSatisfy({ $0 >= 1 && $0 <= ModelConfig.maxParameterCount }) else {
                         throw LuaCallError("W in \(url.lastPathComponent) has shape \(w.shape); expected positive sizes")
                     }
@@ -329,7 +432,9 @@ enum Bindings {
                     guard gateShape == [w.shape[0], w.shape[1]] else { throw LuaCallError("gate in \(url.lastPathComponent) has shape \(gateShape)") }
                     try rt.ensureHostCapacity(config.layout.count * 4)
                     let m = try Model(config: config, initialization: Initialization(W: .zero, bFinal: .zero, gate: .zero))
-                    try m.loadNPZ(from: url)
+                    do { try m.loadNPZ(from: url, allowNonFinite: allowNonFinite) } catch let e as ToyMoEError where e.argument != "" && !allowNonFinite && e.message.contains("non-finite") {
+                        throw LuaCallError("\(e.argument): \(e.message) (toymoe.load_model(file, {allow_non_finite = true}))")
+                    }
                     return [.userdata(m)]
                 } catch let e as LuaCallError {
                     throw e
@@ -457,12 +562,28 @@ enum Bindings {
             describe: { "Data(n_features=\($0.featureCount))" },
             hostBytes: { $0.featureCount * 3 * MemoryLayout<Float>.size })
         try rt.register(module: "toymoe", functions: [
-            "data": { args in [.userdata(DataHandle(try dataDistribution(try args.table(1, "options"), function: "toymoe.data")))] }
+            "data": { args in [.userdata(DataHandle(try dataDistribution(try args.table(1, "options"), function: "toymoe.data", runtime: rt)))] }
         ])
     }
 
+    /// Largest finite float32 (3.4028234663852886e38): the bound of every value stored as float32.
+    static let float32Max = Double(Float.greatestFiniteMagnitude)
+
+    /// `values` as float32, refusing a finite value outside the float32 range (it would become ±inf) with the
+    /// value and the range; `name` names the list (entries by Lua index, `name[i]`).
+    static func float32(_ values: [Double], _ name: String) throws(LuaCallError) -> [Float] {
+        if let i = values.firstIndex(where: { $0.isFinite && abs($0) > float32Max }) {
+            let label = values.count == 1 ? name : "\(name)[\(i + 1)]"
+            throw LuaCallError(
+                "\(label): \(describe(.number(values[i]))) does not fit in float32 (finite values lie within ±3.4028235e38)")
+        }
+        return values.map(Float.init)
+    }
+
     /// Builds a distribution from `toymoe.data` options.
-    static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil) throws(LuaCallError) -> DataDistribution {
+    /// With `runtime`, the distribution's vectors (3 floats per feature) are checked against the memory limit before
+    /// they are built (a data set without a model has no other bound than n_features ≤ maxParameterCount / 3).
+    static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil, runtime: LuaRuntime? = nil) throws(LuaCallError) -> DataDistribution {
         let opts = try OptionTable(function, table, known: dataOptions)
         var n = opts.has("n_features") ? try opts.integer("n_features", minimum: 1) : featureCount
         // No model can have more features than E·n·(m+2) ≤ maxParameterCount allows with E = m = 1.
@@ -477,13 +598,27 @@ enum Bindings {
                 throw LuaCallError("\(key): expected \(n) values (one per feature), got \(values.count)")
             }
             n = values.count
-            return values.map(Float.init)
+            return try float32(values, key)
+        }
+        // Entries are checked here, with their Lua (1-based) index, so the message names the entry the script
+        // wrote (`importance[4]`); the engine's own check below reports 0-based indices for non-Lua callers.
+        func check(_ v: [Float]?, _ key: String, _ expected: String, _ ok: (Float) -> Bool) throws(LuaCallError) {
+            guard let v, let i = v.firstIndex(where: { !ok($0) }) else { return }
+            throw LuaCallError("\(key)[\(i + 1)]: expected \(expected), got \(describe(.number(Double(v[i]))))")
         }
         let pVector = try vector("feature_probability")
         let importance = try vector("importance")
         let scale = try vector("input_scale")
+        try check(pVector, "feature_probability", "a probability in [0, 1]") { $0 >= 0 && $0 <= 1 }
+        try check(importance, "importance", "a finite number ≥ 0") { $0.isFinite && $0 >= 0 }
+        try check(scale, "input_scale", "a finite number") { $0.isFinite }
         guard let count = n else {
             throw LuaCallError("n_features: required when neither feature_probability nor importance is a list")
+        }
+        if let runtime {
+            do throws(LuaCallError) { try runtime.ensureHostCapacity(count * 3 * MemoryLayout<Float>.size) } catch {
+                throw LuaCallError("n_features: a data distribution of \(count) features: \(error.text)")
+            }
         }
         var probability: [Float]
         if let pVector {
@@ -493,7 +628,8 @@ enum Bindings {
             probability = [Float](repeating: Float(p), count: count)
         }
         var d = DataDistribution(featureProbability: probability, importance: importance ?? [Float](repeating: 1, count: count), inputScale: scale)
-        if let r = try opts.optionalNumber("relative_importance", expected: "a finite number ≥ 0 (a float)", valid: { $0 >= 0 && Float($0).isFinite }) {
+        if let r = try opts.optionalNumber("relative_importance", expected: "a finite number ≥ 0", valid: { $0 >= 0 }) {
+            _ = try float32([r], "relative_importance")
             let mode = try opts.choice("relative_importance_mode", ["loss_weight", "input_scale"], default: "loss_weight")
             if mode == "loss_weight" {
                 d.importance[count - 1] = Float(r)

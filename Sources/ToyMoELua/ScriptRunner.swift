@@ -23,6 +23,17 @@ public struct ScriptRunOptions: Sendable {
     public var commandLine: [String]
     /// Receives the script's `print` lines (default: standard output unless quiet). Called on worker threads too.
     public var printSink: (@Sendable (String) -> Void)?
+    /// Read-only input directories (`--input NAME=DIR`): the script reads `NAME/...` from DIR with
+    /// `toymoe.load_*` and can never write there. NAME is a simple identifier (`isInputName`).
+    public var inputs: [String: URL] = [:]
+
+    /// True for a valid input NAME: a letter or `_`, then letters, digits or `_` (at most 64 ASCII characters).
+    public static func isInputName(_ name: String) -> Bool {
+        let b = Array(name.utf8)
+        func letter(_ c: UInt8) -> Bool { (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x5F }
+        guard let first = b.first, letter(first), b.count <= 64 else { return false }
+        return b.allSatisfy { letter($0) || (0x30...0x39).contains($0) }
+    }
 
     public init(
         script: URL, chunkName: String? = nil, params: [(String, String)] = [], out: URL, seed: UInt64 = 0,
@@ -82,16 +93,100 @@ public enum ScriptRunner {
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
         }
+        ctx.inputs = o.inputs
         try Bindings.install(rt, ctx)
         return rt
     }
 
+    /// Largest script accepted (a script is code, not data).
+    static let maxScriptBytes = 16 << 20
+
+    /// Reads a script as UTF-8 text, saying what is wrong and where when it cannot: missing, a directory, a FIFO
+    /// or device (never opened: opening a FIFO would block), unreadable (the OS reason), too large, or not UTF-8
+    /// (the offset of the first invalid byte).
+    static func readScript(_ url: URL) throws -> String {
+        let path = url.path
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let code = errno
+            if code == ENOENT { throw ScriptRunError("script '\(path)' does not exist") }
+            throw ScriptRunError("cannot read script '\(path)': \(String(cString: strerror(code))) (errno \(code))")
+        }
+        let kind: String?
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = nil
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO (named pipe)"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "not a regular file"
+        }
+        if let kind { throw ScriptRunError("script '\(path)' is \(kind); expected a Lua source file") }
+        guard Int(st.st_size) <= maxScriptBytes else {
+            throw ScriptRunError("script '\(path)' is \(st.st_size) bytes; a script may have at most \(maxScriptBytes) bytes")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw ScriptRunError("cannot read script '\(path)': \(String(cString: strerror(code))) (errno \(code))")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                throw ScriptRunError("cannot read script '\(path)': \(String(cString: strerror(code))) (errno \(code))")
+            }
+            if n == 0 { break }
+            bytes += chunk[..<n]
+            if bytes.count > maxScriptBytes {
+                throw ScriptRunError("script '\(path)' has more than \(maxScriptBytes) bytes")
+            }
+        }
+        if let offset = firstInvalidUTF8(bytes) {
+            throw ScriptRunError(
+                "script '\(path)' is not UTF-8 text: byte 0x\(String(bytes[offset], radix: 16, uppercase: true)) at offset \(offset) is not valid UTF-8 (save the script as UTF-8)")
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The offset of the first byte that does not belong to a valid UTF-8 sequence (RFC 3629: no overlong forms,
+    /// no surrogates, nothing above U+10FFFF), or nil when all of `bytes` is valid.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b < 0x80 { i += 1; continue }
+            let (count, low, high): (Int, UInt8, UInt8)
+            switch b {
+            case 0xC2...0xDF: (count, low, high) = (1, 0x80, 0xBF)
+            case 0xE0: (count, low, high) = (2, 0xA0, 0xBF)
+            case 0xE1...0xEC, 0xEE...0xEF: (count, low, high) = (2, 0x80, 0xBF)
+            case 0xED: (count, low, high) = (2, 0x80, 0x9F)
+            case 0xF0: (count, low, high) = (3, 0x90, 0xBF)
+            case 0xF1...0xF3: (count, low, high) = (3, 0x80, 0xBF)
+            case 0xF4: (count, low, high) = (3, 0x80, 0x8F)
+            default: return i
+            }
+            // The second byte has the lead's range; later ones are plain continuation bytes.
+            guard i + count < bytes.count, (low...high).contains(bytes[i + 1]) else { return i }
+            var k = 2
+            while k <= count {
+                guard (0x80...0xBF).contains(bytes[i + k]) else { return i }
+                k += 1
+            }
+            i += count + 1
+        }
+        return nil
+    }
+
     public static func run(_ o: ScriptRunOptions) throws -> ScriptRunOutcome {
         let chunk = o.chunkName ?? o.script.lastPathComponent
-        let source: String
-        do { source = try String(contentsOf: o.script, encoding: .utf8) } catch {
-            throw ScriptRunError("cannot read script '\(o.script.path)': \(error.localizedDescription)")
-        }
+        let source = try readScript(o.script)
         do {
             try AtomicFile.createDirectory(at: o.out)
             try AtomicFile.write(source, to: o.out.appendingPathComponent("script.lua"))
@@ -182,7 +277,13 @@ public enum ScriptRunner {
             "instruction_limit": .string(String(o.instructionLimit)), "kernel_variant": .string(KernelVariant.current),
             "trainings": .array(ctx.trainings),
         ])
-        try config.write(to: o.out.appendingPathComponent("config.json"))
+        var written = config
+        if !o.inputs.isEmpty, case .object(var object) = config {
+            // Where the read-only inputs came from (only when given, so other runs' config.json is unchanged).
+            object["inputs"] = .object(JSONObject(o.inputs.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value.path)) }))
+            written = .object(object)
+        }
+        try written.write(to: o.out.appendingPathComponent("config.json"))
     }
 }
 

@@ -258,6 +258,17 @@ public final class SweepRunner: @unchecked Sendable {
     @discardableResult
     public func run(makeWorker: @escaping @Sendable (Int) throws -> SweepWorker) throws -> Bool {
         let fm = FileManager.default
+        // The host writes cell files itself (not through the scripts' confined names): refuse a cells/ that is a
+        // symbolic link leading out of the output directory, rather than write results elsewhere.
+        var linkStat = stat()
+        if lstat(layout.cellsDirectory.path, &linkStat) == 0, (linkStat.st_mode & S_IFMT) == S_IFLNK {
+            let target = ScriptContext.realPath(layout.cellsDirectory.path)
+            let root = ScriptContext.realPath(layout.root.path) ?? layout.root.path
+            if target == nil || !(target! == root || target!.hasPrefix(root + "/")) {
+                throw SweepError(
+                    "\(layout.cellsDirectory.path) is a symbolic link to \(target ?? "a missing target"), outside the output directory \(root); remove it or use another --out")
+            }
+        }
         try AtomicFile.createDirectory(at: layout.cellsDirectory)
         // A sweep.json from another declaration means another experiment: refuse to mix their cells.
         if let existing = try? JSONValue(contentsOf: layout.specFile) {
@@ -273,17 +284,27 @@ public final class SweepRunner: @unchecked Sendable {
         } else {
             try specJSON().write(to: layout.specFile)
         }
-        // Leftover temporary files of an interrupted atomic write (`.NAME.tmp-XXXX`) are garbage, never results:
-        // remove them from OUT, OUT/cells and each cell's own directory. Anything else is left alone.
-        var directories = [layout.root, layout.cellsDirectory]
-        for name in (try? fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)) ?? [] where !name.hasPrefix(".") {
-            var isDirectory: ObjCBool = false
-            let url = layout.cellsDirectory.appendingPathComponent(name, isDirectory: true)
-            if fm.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue { directories.append(url) }
+        // Leftover temporary files of an interrupted atomic write are garbage, never results: remove them from
+        // OUT, OUT/cells and each cell's own directory. Only names this tool provably made
+        // (`AtomicFile.isTemporaryName`: `.NAME.toymoe-tmp-` + 16 hex digits) and only regular files are deleted,
+        // and only in real directories: a symbolic link (a cell directory linked elsewhere, a linked file) is
+        // never followed, so nothing outside OUT and nothing of the user's (`.notes.tmp-draft`) is touched.
+        func isRealDirectory(_ url: URL) -> Bool {
+            var st = stat()
+            return lstat(url.path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        }
+        var directories = [layout.root, layout.cellsDirectory].filter(isRealDirectory)
+        if directories.contains(layout.cellsDirectory) {
+            for name in (try? fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)) ?? [] where !name.hasPrefix(".") {
+                let url = layout.cellsDirectory.appendingPathComponent(name, isDirectory: true)
+                if isRealDirectory(url) { directories.append(url) }
+            }
         }
         for directory in directories {
-            for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
-                try? fm.removeItem(at: directory.appendingPathComponent(name))
+            for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? [] where AtomicFile.isTemporaryName(name) {
+                let path = directory.appendingPathComponent(name).path
+                var st = stat()
+                if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { _ = unlink(path) }
             }
         }
 

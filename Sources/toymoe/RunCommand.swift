@@ -53,7 +53,36 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("instruction-limit"), help: "Lua instruction budget for the top level and for each sweep cell (0: none).")
     var instructionLimit: UInt64 = 0
 
+    // Read-only inputs.
+    @Option(name: .customLong("input"), help: ArgumentHelp(
+        "A read-only input directory, NAME=DIR (repeatable): the script reads DIR's files as NAME/... with toymoe.load_*; nothing is ever written there. NAME: letters, digits and _, not starting with a digit.",
+        valueName: "NAME=DIR"))
+    var inputs: [String] = []
+
+    /// `--input NAME=DIR` words as NAME -> the directory's URL; refuses a bad NAME, a repeated NAME, or a DIR
+    /// that is not an existing directory, naming the word.
+    func parsedInputs() throws -> [String: URL] {
+        var out: [String: URL] = [:]
+        for word in inputs {
+            guard let eq = word.firstIndex(of: "=") else { throw ValidationError("--input '\(word)': expected NAME=DIR") }
+            let name = String(word[..<eq]), dir = String(word[word.index(after: eq)...])
+            guard ScriptRunOptions.isInputName(name) else {
+                throw ValidationError("--input '\(word)': NAME must be letters, digits and _ (not starting with a digit, at most 64), got '\(name)'")
+            }
+            guard out[name] == nil else { throw ValidationError("--input: NAME '\(name)' is given twice") }
+            guard !dir.isEmpty else { throw ValidationError("--input '\(word)': DIR is empty") }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) else {
+                throw ValidationError("--input '\(word)': directory '\(dir)' does not exist")
+            }
+            guard isDirectory.boolValue else { throw ValidationError("--input '\(word)': '\(dir)' is not a directory") }
+            out[name] = URL(fileURLWithPath: dir, isDirectory: true).standardizedFileURL
+        }
+        return out
+    }
+
     func validate() throws {
+        _ = try parsedInputs()
         if let k = kernels, case .failure(let e) = KernelVariant.resolve(k) {
             throw ValidationError("--kernels: \(e.message)")
         }
@@ -97,21 +126,20 @@ struct RunCommand: ParsableCommand {
         // Sweep cells already occupy the cores: a large model then trains its batch halves one after the other
         // (same numbers either way, see Trainer.splitsBatch).
         if jobs > 1 { Trainer.intraModelThreads = 1 }
+        // Whether the script exists and is readable UTF-8 is checked when it is read (ScriptRunner.readScript).
         let scriptURL = URL(fileURLWithPath: script)
-        guard FileManager.default.fileExists(atPath: scriptURL.path) else {
-            throw ValidationError("script '\(script)' does not exist")
-        }
         let name = scriptURL.deletingPathExtension().lastPathComponent
         var params: [(String, String)] = []
         for a in assignments {
             let eq = a.firstIndex(of: "=")!
             params.append((String(a[..<eq]), String(a[a.index(after: eq)...])))
         }
-        let options = ScriptRunOptions(
+        var options = ScriptRunOptions(
             script: scriptURL, params: params, out: URL(fileURLWithPath: out ?? "results/\(name)"), seed: seed,
             jobs: jobs, resume: resume, shard: try parsedShard(), quiet: quiet,
             memoryLimit: memoryLimit << 20, timeLimit: timeLimit, instructionLimit: instructionLimit,
             commandLine: CommandLine.arguments)
+        options.inputs = try parsedInputs()
         do {
             let outcome = try ScriptRunner.run(options)
             if !quiet {

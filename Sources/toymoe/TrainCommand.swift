@@ -91,10 +91,32 @@ struct TrainCommand: ParsableCommand {
         if let l = loss, LossNormalization(rawValue: l) == nil {
             throw ValidationError("--loss: expected 'sum' or 'mean', got '\(l)'")
         }
+        // Every size is checked here, before anything is built: the importance schedule, the data vectors, the
+        // model and the training workspace all grow with n_features, and building them first for a huge size
+        // would allocate for minutes before the check refused it.
+        let (model, training, p, base) = configuration()
+        do {
+            try model.validate()
+            try training.validate()
+        } catch let e as ToyMoEError {
+            throw ValidationError(e.description)
+        }
+        guard p >= 0, p <= 1 else { throw ValidationError("--feature-probability: expected a probability in [0, 1], got \(p)") }
+        guard base.isFinite, base >= 0 else { throw ValidationError("--importance-base: expected a finite number ≥ 0, got \(base)") }
+        // The training's buffers (as the Lua bindings account them) plus the data vectors, against the machine.
+        let n = model.featureCount, params = model.layout.count
+        let (rows, o1) = training.batchSize.multipliedReportingOverflow(by: n * (3 + 2 * model.activeExpertCount) + model.expertCount)
+        let bytes = Double(rows) * 4 + Double(params) * 16 + Double(n) * 8
+        let physical = Double(ProcessInfo.processInfo.physicalMemory)
+        if o1 || bytes > physical {
+            throw ValidationError(
+                "a training of n_features=\(n), n_hidden=\(model.hiddenCount), n_experts=\(model.expertCount) with batch_size=\(training.batchSize) needs about \(String(format: "%.1f", bytes / Double(1 << 30))) GiB; this machine has \(String(format: "%.1f", physical / Double(1 << 30))) GiB")
+        }
     }
 
-    func run() throws {
-        if let k = kernels { try KernelVariant.select(k) }
+    /// The model and training configurations, feature probability and importance base from the preset and the
+    /// options (not yet validated).
+    func configuration() -> (ModelConfig, TrainingConfig, Float, Double) {
         var model = ModelConfig(featureCount: 20, hiddenCount: 6)
         var p: Float = 0.1
         var base = 0.7
@@ -113,10 +135,16 @@ struct TrainCommand: ParsableCommand {
         if let v = batchSize { training.batchSize = v }
         if let v = lr { training.learningRate = v }
         if let v = weightDecay { training.weightDecay = v }
-        if let v = loss { training.lossNormalization = LossNormalization(rawValue: v)! }
+        if let v = loss, let l = LossNormalization(rawValue: v) { training.lossNormalization = l }
         training.loadBalancing = loadBalancing
         training.loadBalancingAlpha = loadBalancingAlpha
         training.historyStride = max(1, training.steps / 1000)
+        return (model, training, p, base)
+    }
+
+    func run() throws {
+        if let k = kernels { try KernelVariant.select(k) }
+        let (model, training, p, base) = configuration()
 
         let data = DataDistribution.uniform(
             featureCount: max(model.featureCount, 0), probability: p,

@@ -67,4 +67,33 @@ struct AtomicFileTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["shared.bin"])
     }
+
+    @Test("a legal 244-byte UTF-8 name is written: the temporary name is cut by bytes, not characters")
+    func longUTF8Name() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 81 three-byte characters and one ASCII letter: 244 bytes, a legal name (NAME_MAX is 255 bytes).
+        let name = String(repeating: "€", count: 81) + "a"
+        #expect(name.utf8.count == 244)
+        let url = directory.appendingPathComponent(name)
+        try AtomicFile.write("ok", to: url)
+        #expect(try String(contentsOf: url, encoding: .utf8) == "ok")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == [name])
+        for candidate in [name, String(repeating: "😀", count: 63), "x"] {
+            let t = AtomicFile.temporaryName(for: candidate)
+            #expect(t.utf8.count <= 125, "\(t.utf8.count) bytes")
+            #expect(AtomicFile.isTemporaryName(t), "\(t)")
+            #expect(String(validating: Array(t.utf8), as: UTF8.self) != nil)
+        }
+    }
+
+    @Test("only the exact temporary form is recognised as the tool's own")
+    func temporaryNames() {
+        #expect(AtomicFile.isTemporaryName(".model.npz.toymoe-tmp-0123456789abcdef"))
+        for name in [".notes.tmp-draft", ".x.tmp-0123456789abcdef", "model.npz.toymoe-tmp-0123456789abcdef",
+                     ".x.toymoe-tmp-0123456789ABCDEF", ".x.toymoe-tmp-0123456789abcde", ".x.toymoe-tmp-0123456789abcdefa",
+                     ".x.toymoe-tmp-0123456789abcdeg", ".toymoe-tmp-"] {
+            #expect(!AtomicFile.isTemporaryName(name), "\(name)")
+        }
+    }
 }

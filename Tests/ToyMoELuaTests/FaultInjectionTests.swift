@@ -12,10 +12,9 @@ enum OutputFiles {
     /// (which names --out and --resume).
     static let nonReproducible: Set<String> = ["timings.csv", "provenance.json"]
 
-    /// A leftover of an interrupted atomic write (`.NAME.tmp-XXXX`): garbage by construction, never a result.
+    /// A leftover of an interrupted atomic write (`.NAME.toymoe-tmp-XXXX`): garbage by construction, never a result.
     static func isTemporary(_ relativePath: String) -> Bool {
-        let name = (relativePath as NSString).lastPathComponent
-        return name.hasPrefix(".") && name.contains(".tmp-")
+        AtomicFile.isTemporaryName((relativePath as NSString).lastPathComponent)
     }
 
     /// Every regular file under `root` by relative path (temporary files included; filter with `isTemporary`).

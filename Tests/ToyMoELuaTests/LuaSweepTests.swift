@@ -146,8 +146,9 @@ import ToyMoEIO
             #expect(top.stdout.contains(needle), "missing '\(needle)' in: \(top.stdout)")
         }
         let run = try Self.toymoe(["run", "--help"], in: dir)
-        for needle in ["USAGE: toymoe run <script> [<assignments> ...]", "--out", "--seed", "--jobs", "--resume", "--shard", "--quiet",
-                       "--memory-limit", "--time-limit", "SLURM_ARRAY_TASK_ID"] {
+        // (With many options the parser shortens the usage line to `toymoe run [<options>] <script> ...`.)
+        for needle in ["USAGE: toymoe run ", "<script> [<assignments> ...]", "--out", "--seed", "--jobs", "--resume", "--shard", "--quiet",
+                       "--memory-limit", "--time-limit", "SLURM_ARRAY_TASK_ID", "--input <NAME=DIR>"] {
             #expect(run.stdout.contains(needle), "missing '\(needle)' in run --help")
         }
         let train = try Self.toymoe(["train", "--help"], in: dir)

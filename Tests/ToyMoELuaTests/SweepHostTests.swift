@@ -111,7 +111,8 @@ import ToyMoEIO
         #expect(finished.sorted() == ["c0000.json", "c0001.json", "c0002.json"])
         #expect(!FileManager.default.fileExists(atPath: broken.appendingPathComponent("summary.csv").path))
         // A half-written temporary file left by a kill is not a result, and is cleaned up.
-        try Data("{\"id\": \"c00".utf8).write(to: broken.appendingPathComponent("cells/.c0003.json.tmp-1"))
+        let leftover = "cells/" + AtomicFile.temporaryName(for: "c0003.json")
+        try Data("{\"id\": \"c00".utf8).write(to: broken.appendingPathComponent(leftover))
         // A finished cell's own directory of saved files survives the clean-up.
         try FileManager.default.createDirectory(at: broken.appendingPathComponent("cells/c0000"), withIntermediateDirectories: true)
         try Data("kept".utf8).write(to: broken.appendingPathComponent("cells/c0000/model.npz"))
@@ -137,7 +138,7 @@ import ToyMoEIO
         #expect(try SweepRunner(spec: Self.spec(), root: broken, seed: 3, resume: true).run { _ in shared })
         ranAgain = Set(counter.seen).sorted()
         #expect(ranAgain == [3, 4, 5])
-        #expect(!FileManager.default.fileExists(atPath: broken.appendingPathComponent("cells/.c0003.json.tmp-1").path))
+        #expect(!FileManager.default.fileExists(atPath: broken.appendingPathComponent(leftover).path))
         #expect(FileManager.default.fileExists(atPath: broken.appendingPathComponent("cells/c0000/model.npz").path))
         #expect(try resultFiles(full) == resultFiles(broken))
     }

@@ -13,7 +13,7 @@
 -- feature (ignored ‖W_last‖ < 0.1 / superposed Σ_{j≠last} > 0.1 / else monosemantic), and W itself.
 --
 --   toymoe run scripts/paper/fig4_phase.lua [scale=quick|full] [archs=211,212] [steps=N] [restarts=K]
---       [s_every=I] [r_every=J] [s_list=0.025,0.5] [r_list=0.1,1.5] [r_mode=loss_weight|input_scale] [reference=ref] --out results/fig4 --jobs 2
+--       [s_every=I] [r_every=J] [s_list=0.025,0.5] [r_list=0.1,1.5] [r_mode=loss_weight|input_scale] [--input reference=DIR] --out results/fig4 --jobs 2
 --
 -- quick (default): every 7th S × every 11th r (6 × 6 = 36 (S, r) points, all on the authors' grid: S = 0.025, 0.2,
 --   …, 0.9; r = 0.1, 0.65, …, 2.85), 3 restarts, 2000 steps: 8 archs × 36 points × 3 = 864 models, 1.7M steps
@@ -26,10 +26,11 @@
 -- r_mode: the authors' code uses r as the last feature's LOSS WEIGHT (SPEC §9.1, the default here); the paper text
 -- says r scales the last INPUT: pass r_mode=input_scale for that reading.
 --
--- reference=DIR: compare with the authors' released arrays (/work/shared/reference/phase-change). toymoe.load_npy
--- only reads inside the output directory, so copy or link the reference there first and pass the relative path:
---   mkdir -p results/fig4 && ln -s /work/shared/reference/phase-change results/fig4/ref
---   toymoe run scripts/paper/fig4_phase.lua reference=ref --out results/fig4 --jobs 2
+-- --input reference=DIR: compare with the authors' released phase-change arrays (DIR/211/expert_weights.npy,
+-- final_losses.npy, grid_keys.npy, and the same for each architecture). The script reads them read-only through the
+-- input (nothing is written there, and no link into the output directory is needed):
+--   toymoe run scripts/paper/fig4_phase.lua --input reference=DIR --out results/fig4 --jobs 2
+-- reference=NAME reads another input instead (--input NAME=DIR); naming an input that was not given is an error.
 -- The authors' fractions, quartiles and phase maps are then computed at exactly the grid points this run used and
 -- reported side by side (plus a cell-by-cell class agreement).
 local scale = toymoe.param("scale", "quick")
@@ -43,7 +44,12 @@ local batch = toymoe.param("batch", 512)
 local alpha = toymoe.param("alpha", 0.01)
 local r_mode = toymoe.param("r_mode", "loss_weight")
 assert(r_mode == "loss_weight" or r_mode == "input_scale", "r_mode must be 'loss_weight' or 'input_scale'")
-local reference = toymoe.param("reference", "")
+local reference = tostring(toymoe.param("reference", toymoe.inputs.reference and "reference" or ""))
+if reference ~= "" and not toymoe.inputs[reference] then
+  error(string.format("reference=%s: no read-only input named '%s'; pass --input %s=DIR with DIR holding the " ..
+    "authors' phase-change arrays (DIR/211/expert_weights.npy, final_losses.npy, grid_keys.npy, ...)",
+    reference, reference, reference))
+end
 local ALL = { 211, 212, 311, 312, 313, 321, 322, 323 }
 local archs = {}
 do
@@ -232,7 +238,7 @@ local function round_list(t, d)
   return o
 end
 
--- The authors' arrays at this run's grid points (when reference=DIR is given).
+-- The authors' arrays at this run's grid points (when --input reference=DIR is given).
 local function load_reference(arch)
   local dir = reference .. "/" .. arch .. "/"
   local W = toymoe.load_npy(dir .. "expert_weights.npy")
@@ -487,7 +493,7 @@ local function finish(rows)
       medians_within_15pct = medians_ok,
       loss_falls_with_E = (function() for _, v in pairs(falls) do if not v then return false end end return true end)(),
       note = (#S_VALS == 39 and #R_VALS == 58) and "full grid" or
-        "coarse grid: the paper's fractions/quartiles are over all 2262 cells; with reference=DIR the authors' values at these grid points are given as authors_at_grid",
+        "coarse grid: the paper's fractions/quartiles are over all 2262 cells; with --input reference=DIR the authors' values at these grid points are given as authors_at_grid",
     },
     notes = {
       "r is the last feature's loss weight (the authors' code, SPEC §9.1); r_mode=input_scale gives the paper-text reading",
