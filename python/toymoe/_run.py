@@ -145,6 +145,15 @@ def _pump(stream, sink, tail: collections.deque | None) -> None:
         tail.append(pending)
 
 
+def _error_line(tail: collections.deque) -> str:
+    """The line of the tool's error message: its last line that starts like one (a Lua error is followed by
+    its traceback; an option error by the usage), else the last line."""
+    for line in reversed(tail):
+        if line.startswith(("toymoe", "Error:")):
+            return line
+    return tail[-1] if tail else "(no message on standard error)"
+
+
 def run(script: str | os.PathLike, out: str | os.PathLike | None = None, *, jobs: int | None = None,
         seed: int | None = None, quiet: bool = False, resume: bool = False, params: dict[str, Any] | None = None,
         args: Iterable[str] = (), binary: str | None = None, **kwparams: Any) -> Result:
@@ -217,7 +226,6 @@ def run(script: str | os.PathLike, out: str | os.PathLike | None = None, *, jobs
             except ValueError:
                 how = f"killed by signal {-returncode}"
         stderr = "\n".join(tail)
-        last = tail[-1] if tail else "(no message on standard error)"
-        raise ToyMoEError(f"toymoe run {script_path} failed ({how}): {last}", returncode=returncode,
+        raise ToyMoEError(f"toymoe run {script_path} failed ({how}): {_error_line(tail)}", returncode=returncode,
                           stderr=stderr, command=command)
     return load(out)
