@@ -109,3 +109,9 @@ def test_unfinished_sweep_then_finished(toymoe_bin, tmp_path):
         toymoe.run("examples/sweep", out=out, quiet=True, steps=20, binary=toymoe_bin)
     whole = toymoe.run("examples/sweep", out=out, quiet=True, steps=20, resume=True, binary=toymoe_bin)
     assert len(whole.results["final_loss"]) == 9
+
+
+def test_unknown_script_name_reaches_the_binary(toymoe_bin, tmp_path):
+    with pytest.raises(ToyMoEError, match="paper/no_such_script.*does not exist") as info:
+        toymoe.run("paper/no_such_script", out=tmp_path / "o", binary=toymoe_bin)
+    assert info.value.command[2] == "paper/no_such_script"

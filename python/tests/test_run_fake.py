@@ -2,7 +2,10 @@
 it builds, streaming, and how failures surface."""
 
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -84,6 +87,27 @@ def test_killed_binary_is_reported_by_signal_name(tmp_path):
     with pytest.raises(ToyMoEError, match="killed by SIGKILL") as info:
         toymoe.run("x.lua", out=tmp_path / "o", binary=str(exe))
     assert info.value.returncode == -9
+
+
+def test_interrupt_is_passed_on_to_the_tool(tmp_path, capsys):
+    started = tmp_path / "started"
+    exe = fake_binary(tmp_path / "bin", "#!/bin/sh\n"
+                      "trap 'echo \"toymoe: interrupted: finished cells are kept\" >&2; exit 130' INT\n"
+                      f"touch {started}\n"
+                      "while :; do sleep 0.05; done\n")
+
+    def interrupt_when_started():
+        deadline = time.monotonic() + 20
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C in a terminal or the notebook's stop button
+
+    t0 = time.monotonic()
+    threading.Thread(target=interrupt_when_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        toymoe.run("x.lua", out=tmp_path / "o", binary=str(exe))
+    assert time.monotonic() - t0 < 15  # the tool got the signal and stopped; it was not killed after 30 s
+    assert "interrupted: finished cells are kept" in capsys.readouterr().err
 
 
 def test_find_binary_order(tmp_path, monkeypatch):

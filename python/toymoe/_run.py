@@ -201,7 +201,14 @@ def run(script: str | os.PathLike, out: str | os.PathLike | None = None, *, jobs
     for t in pumps:
         t.start()
     try:
-        returncode = proc.wait()
+        # Polling, not one blocking wait: a SIGINT handled on another thread, or while blocked in waitpid, would
+        # otherwise reach us only when the tool ends by itself.
+        while True:
+            try:
+                returncode = proc.wait(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                pass
     except KeyboardInterrupt:
         # In a terminal the tool got the SIGINT too; in Jupyter only the kernel did. Either way it should stop
         # the way it stops on Ctrl-C (finished cells kept), and not outlive us.
