@@ -133,7 +133,7 @@ def _pump(stream, sink, tail: collections.deque | None) -> None:
             try:
                 sink.write(text)
                 sink.flush()
-            except (OSError, ValueError):  # a closed or odd sink must not stop the draining (the child would block)
+            except Exception:  # a closed or missing sink must not stop the draining (the tool would block)
                 pass
             if tail is not None:
                 pending += text
