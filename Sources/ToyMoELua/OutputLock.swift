@@ -5,8 +5,9 @@ import Foundation
 ///
 /// It is a `flock(2)` lock on `OUT/.toymoe.lock`: the kernel releases it when the holder exits in any way,
 /// `kill -9` included, so a crash never blocks the next `--resume`. The file's content (pid, host, start time and
-/// command of the holder) is only information for the refusal message; the lock is the flock, not the file's
-/// existence, and the file is left in place after use (removing it would race with a process about to lock it).
+/// command of the holder) is only information for the refusal message, emptied on a clean release; the lock is the
+/// flock, not the file's existence, and the file is left in place after use (removing it would race with a process
+/// about to lock it).
 ///
 /// Scope: one output directory. The SLURM array gives every task its own directory (`OUT/shards/task-N`) and merges
 /// afterwards, so tasks never contend; two shards pointed at one `--out` by hand are refused, which is the safe side.
@@ -51,6 +52,9 @@ public final class OutputLock {
     }
 
     deinit {
+        // Emptied while still held: a lock file with content names a holder that did not exit cleanly (or one
+        // running now), and directories of cleanly finished runs hold identical (empty) lock files.
+        _ = ftruncate(fd, 0)
         flock(fd, LOCK_UN)
         close(fd)
     }
