@@ -107,6 +107,23 @@ public enum ScriptRunner {
             throw ScriptRunError("\(error)")
         }
         defer { withExtendedLifetime(lock) {} }
+        // A directory holding a sweep of another script, parameters, seed, version or kernel variant is refused
+        // before anything is written: script.lua, config.json and result.json must keep describing its cells.
+        // (The declaration itself, known once the top level has run, is compared by SweepRunner.)
+        let fingerprint = SweepFingerprint(script: source, params: o.params)
+        let specFile = SweepLayout(root: o.out).specFile
+        if !o.allowMismatch, case .object(let existing)? = try? JSONValue(contentsOf: specFile) {
+            var now = existing
+            now["seed"] = .string(String(o.seed))
+            now["fingerprint"] = fingerprint.json
+            let differences = SweepFingerprint.differences(.object(existing), .object(now))
+            if !differences.isEmpty {
+                throw ScriptRunError(
+                    "\(o.out.path) holds a sweep of another run; continuing it would mix results computed differently. Differences (recorded vs now):\n  "
+                        + differences.joined(separator: "\n  ")
+                        + "\nUse another --out, or pass --allow-mismatch to mix them anyway (recorded in sweep.json).")
+            }
+        }
         do {
             try AtomicFile.write(source, to: o.out.appendingPathComponent("script.lua"))
         } catch {
@@ -139,7 +156,7 @@ public enum ScriptRunner {
                 let progress = ProgressReporter(quiet: o.quiet)
                 let runner = try SweepRunner(
                     spec: declared.spec, root: o.out, seed: o.seed, jobs: o.jobs, shard: o.shard, resume: o.resume,
-                    progress: progress, fingerprint: SweepFingerprint(script: source, params: o.params),
+                    progress: progress, fingerprint: fingerprint,
                     allowMismatch: o.allowMismatch)
                 complete = try runner.run { _ in
                     try LuaSweepWorker(options: o, source: source, chunk: chunk, runner: runner)
