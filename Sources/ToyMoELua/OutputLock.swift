@@ -33,6 +33,14 @@ public final class OutputLock {
                 let n = pread(fd, &buffer, buffer.count, 0)
                 holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
             }
+            if code == ENOLCK || code == EOPNOTSUPP || code == ENOSYS {
+                // A file system without locks (some NFS set-ups): running unlocked beats not running at all, but
+                // the user must know that two runs into this directory are no longer kept apart.
+                FileHandle.standardError.write(Data(
+                    "toymoe: warning: cannot lock \(path) (\(String(cString: strerror(code))), errno \(code)): this file system has no locks; make sure no other toymoe process writes into \(directory.path) at the same time\n".utf8))
+                self.fd = fd
+                return
+            }
             close(fd)
             if code == EWOULDBLOCK {
                 throw SweepError(
