@@ -605,11 +605,11 @@ public enum SweepSummary {
         }
     }
 
-    /// Records, in sweep.json, differences accepted with `--allow-mismatch` (kept across runs, newest last).
+    /// Records, in sweep.json, differences accepted with `--allow-mismatch` (kept across runs, each once, newest last).
     static func recordMismatches(_ differences: [String], in specFile: URL) throws {
         guard case .object(var json) = try JSONValue(contentsOf: specFile) else { return }
         var list = json["accepted_mismatches"]?.arrayValue ?? []
-        list += differences.map { .string($0) }
+        for d in differences where !list.contains(.string(d)) { list.append(.string(d)) }
         json["accepted_mismatches"] = .array(list)
         try JSONValue.object(json).write(to: specFile)
     }

@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("instruction-limit"), help: "Lua instruction budget for the top level and for each sweep cell (0: none).")
     var instructionLimit: UInt64 = 0
 
-    @Flag(name: .customLong("allow-mismatch"), help: "With --resume: continue even when --out's sweep.json records another script, parameters, seed, grid, selection, tool version or kernel variant (the differences are printed and recorded in sweep.json). Without it such a resume is refused.")
+    @Flag(name: .customLong("allow-mismatch"), help: "Run into --out even when its sweep.json records another script, parameters, seed, grid, selection, tool version or kernel variant (the differences are printed and recorded in sweep.json). Without it such a run is refused.")
     var allowMismatch = false
 
     func validate() throws {

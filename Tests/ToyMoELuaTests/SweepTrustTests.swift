@@ -318,10 +318,9 @@ import ToyMoEIO
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        // `cd DIR && exec toymoe ...`: the child keeps the shell's pid, and this process's directory is untouched
-        // (tests run in parallel).
-        let quoted = ([CLITests.executable.path] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let full = ["/bin/sh", "-c", "cd '\(dir.path)' && exec " + quoted.joined(separator: " ")]
+        // Spawned directly (an intermediate shell's exec would fold this process's peak RSS into the child's), with
+        // absolute paths in `args` (changing this process's directory would race with parallel tests).
+        let full = [CLITests.executable.path] + args
         var cArgs: [UnsafeMutablePointer<CChar>?] = full.map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
         var env = ProcessInfo.processInfo.environment
@@ -366,7 +365,9 @@ import ToyMoEIO
         #expect(reference.status == 0, "\(reference.stderr)")
         for (sig, expected, name) in [(SIGINT, Int32(130), "SIGINT"), (SIGTERM, Int32(143), "SIGTERM")] {
             let out = "o-\(name)"
-            let child = try Self.spawn(["run", "s.lua", "--out", out, "--quiet", "--jobs", "2"], in: dir)
+            let child = try Self.spawn(
+                ["run", dir.appendingPathComponent("s.lua").path, "--out", dir.appendingPathComponent(out).path, "--quiet", "--jobs", "2"],
+                in: dir)
             Self.waitForCells(dir.appendingPathComponent("\(out)/cells"), count: 3)
             kill(child.pid, sig)
             let r = child.wait()
@@ -385,7 +386,9 @@ import ToyMoEIO
                     #expect(refFiles[k] == v, "\(k) is complete and correct")
                 }
             }
-            let resumed = try CLITests.toymoe(["run", "s.lua", "--out", out, "--quiet", "--resume"], in: dir)
+            // The same command (absolute paths, --jobs 2) with --resume.
+            let resumed = try CLITests.toymoe(
+                ["run", dir.appendingPathComponent("s.lua").path, "--out", root.path, "--quiet", "--jobs", "2", "--resume"], in: dir)
             #expect(resumed.status == 0, "\(resumed.stderr)")
             try OutputFiles.expectSame(dir.appendingPathComponent("ref"), root, normalizeConfig: true)
             print("\(name): exit \(r.status) after \(String(format: "%.2f", r.seconds)) s with \(finished.count)/16 cells finished; peak RSS \(String(format: "%.0f", r.rssMiB)) MiB; --resume matched the uninterrupted run")
@@ -396,18 +399,19 @@ import ToyMoEIO
     func concurrentRuns() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-concurrent")
         try Self.slowScript.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
-        let first = try Self.spawn(["run", "s.lua", "--out", "o", "--quiet"], in: dir)
+        let script = dir.appendingPathComponent("s.lua").path, out = dir.appendingPathComponent("o").path
+        let first = try Self.spawn(["run", script, "--out", out, "--quiet"], in: dir)
         Self.waitForCells(dir.appendingPathComponent("o/cells"), count: 1)
         let started = Date()
         let second = try CLITests.toymoe(["run", "s.lua", "--out", "o", "--quiet", "--resume"], in: dir)
         let seconds = Date().timeIntervalSince(started)
         #expect(second.status == 1, "\(second.stderr)")
         #expect(second.stderr.contains("is in use by another toymoe process (pid \(first.pid) on "), "\(second.stderr)")
-        #expect(second.stderr.contains("command: \(CLITests.executable.path) run s.lua --out o --quiet"), "\(second.stderr)")
+        #expect(second.stderr.contains("command: \(CLITests.executable.path) run \(script) --out \(out) --quiet"), "\(second.stderr)")
         kill(first.pid, SIGKILL)
         let r = first.wait()
         #expect(r.signaled)
-        let resumed = try CLITests.toymoe(["run", "s.lua", "--out", "o", "--quiet", "--resume"], in: dir)
+        let resumed = try CLITests.toymoe(["run", script, "--out", out, "--quiet", "--resume"], in: dir)
         #expect(resumed.status == 0, "the kernel released the killed holder's lock: \(resumed.stderr)")
         let timings = try String(contentsOf: dir.appendingPathComponent("o/timings.csv"), encoding: .utf8)
         let ids = timings.split(separator: "\n").dropFirst().map { $0.split(separator: ",")[0] }
