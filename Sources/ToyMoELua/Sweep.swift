@@ -530,6 +530,8 @@ public enum SweepSummary {
     /// Result keys `run` may not return: the summary's own columns and NPZ members (`seed` also because the host
     /// stores each replicate's seed under it in the cell file).
     public static let reservedKeys = ["cell_id", "replicate", "seed", "status", "failed", "failed_step", "failure_reason"]
+    /// Parameter (grid axis or cell key) names refused when the sweep is declared: summary.csv's own columns.
+    public static let reservedParameterNames = ["cell_id", "replicate", "status", "failed_step", "failure_reason"]
     /// Reserved prefixes: `param_` names parameters in results.npz, `result_` a result whose name is also a
     /// parameter's in summary.csv.
     public static let reservedPrefixes = ["param_", "result_"]

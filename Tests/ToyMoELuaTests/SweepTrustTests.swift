@@ -182,6 +182,36 @@ import ToyMoEIO
         }
     }
 
+    @Test("A grid axis or cell parameter named like a summary.csv column is refused when the sweep is declared")
+    func reservedParameters() throws {
+        for (decl, expected) in [
+            ("grid = { replicate = { 1, 2 } }", "toymoe.sweep: grid: axis 'replicate' is reserved"),
+            ("cells = { { a = 1 }, { status = 2 } }", "toymoe.sweep: cells[2]: parameter 'status' is reserved"),
+        ] {
+            do {
+                _ = try ScriptTestResult.run("toymoe.sweep{ \(decl), run = function() return {} end }")
+                Issue.record("\(decl): accepted")
+            } catch let e as ScriptRunError {
+                #expect(e.description.contains("test.lua:1: ") && e.description.contains(expected), "\(e)")
+            }
+        }
+    }
+
+    @Test("Fingerprint: SHA-256 is right; parameter order and repeats do not matter; an old sweep.json is named")
+    func fingerprintUnits() throws {
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let long = String(repeating: "a", count: 1000)  // several 64-byte blocks, padding across a block
+        #expect(SHA256.hex(Array(long.utf8)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        let a = SweepFingerprint(script: "x", params: [("b", "2"), ("a", "1")], kernelVariant: "scalar")
+        let b = SweepFingerprint(script: "x", params: [("a", "0"), ("a", "1"), ("b", "2")], kernelVariant: "scalar")
+        #expect(a == b)
+        let recorded: JSONValue = .object(["name": "s", "seed": "0", "cells": .array([])])
+        var now = recorded.objectValue!
+        now["fingerprint"] = a.json
+        #expect(SweepFingerprint.differences(recorded, .object(now)) == ["fingerprint: absent (written by an older toymoe) vs present"])
+    }
+
     @Test("A result holding a function names the cell, the replicate and the key")
     func functionResultNamesTheKey() throws {
         let script = """
