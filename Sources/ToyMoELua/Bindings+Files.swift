@@ -214,6 +214,13 @@ extension Bindings {
                     throw LuaCallError("grid or cells: one of them is required")
                 }
                 if cells.isEmpty { throw LuaCallError("the sweep has no cells (an empty grid axis or cell list)") }
+                // A parameter named like one of summary.csv's own columns would make two columns of one name.
+                for (i, cell) in cells.enumerated() {
+                    if let key = cell.keys.first(where: { SweepSummary.reservedParameterNames.contains($0) }) {
+                        let what = opts.has("grid") ? "grid: axis '\(key)'" : "cells[\(i + 1)]: parameter '\(key)'"
+                        throw LuaCallError("\(what) is reserved for summary.csv's own columns (reserved: \(SweepSummary.reservedParameterNames.joined(separator: ", "))); rename it")
+                    }
+                }
                 if cells.count > 10_000_000 { throw LuaCallError("the sweep has \(cells.count) cells; at most 10,000,000") }
                 let replicates = try opts.integer("replicates", default: 1, minimum: 1)
                 guard replicates <= 10_000_000 / cells.count else {

@@ -21,6 +21,8 @@ public struct ScriptRunOptions: Sendable {
     /// Lua instructions per phase; 0: none.
     public var instructionLimit: UInt64
     public var commandLine: [String]
+    /// Continue a sweep (`--resume`) even when sweep.json records another declaration or fingerprint.
+    public var allowMismatch: Bool = false
     /// Receives the script's `print` lines (default: standard output unless quiet). Called on worker threads too.
     public var printSink: (@Sendable (String) -> Void)?
     /// Read-only input directories (`--input NAME=DIR`): the script reads `NAME/...` from DIR with
@@ -72,6 +74,8 @@ public struct ScriptRunOutcome {
     public var message: String
     /// Failed (diverged) replicates of this shard's cells, including cells finished by an earlier run.
     public var failures: [SweepFailureRecord] = []
+    /// Result keys left out of results.npz, one message each (printed by `toymoe run`, also with --quiet).
+    public var warnings: [String] = []
 }
 
 /// Runs scripts: the top level in one Lua state, then the declared sweep on worker states.
@@ -189,6 +193,33 @@ public enum ScriptRunner {
         let source = try readScript(o.script)
         do {
             try AtomicFile.createDirectory(at: o.out)
+        } catch {
+            throw ScriptRunError("cannot write to output directory '\(o.out.path)': \(error)")
+        }
+        // One process at a time per output directory (released by the kernel however this process ends).
+        let lock: OutputLock
+        do { lock = try OutputLock(directory: o.out, commandLine: o.commandLine) } catch {
+            throw ScriptRunError("\(error)")
+        }
+        defer { withExtendedLifetime(lock) {} }
+        // A directory holding a sweep of another script, parameters, seed, version or kernel variant is refused
+        // before anything is written: script.lua, config.json and result.json must keep describing its cells.
+        // (The declaration itself, known once the top level has run, is compared by SweepRunner.)
+        let fingerprint = SweepFingerprint(script: source, params: o.params)
+        let specFile = SweepLayout(root: o.out).specFile
+        if !o.allowMismatch, case .object(let existing)? = try? JSONValue(contentsOf: specFile) {
+            var now = existing
+            now["seed"] = .string(String(o.seed))
+            now["fingerprint"] = fingerprint.json
+            let differences = SweepFingerprint.differences(.object(existing), .object(now))
+            if !differences.isEmpty {
+                throw ScriptRunError(
+                    "\(o.out.path) holds a sweep of another run; continuing it would mix results computed differently. Differences (recorded vs now):\n  "
+                        + differences.joined(separator: "\n  ")
+                        + "\nUse another --out, or pass --allow-mismatch to mix them anyway (recorded in sweep.json).")
+            }
+        }
+        do {
             try AtomicFile.write(source, to: o.out.appendingPathComponent("script.lua"))
         } catch {
             throw ScriptRunError("cannot write to output directory '\(o.out.path)': \(error)")
@@ -214,16 +245,19 @@ public enum ScriptRunner {
             var complete: Bool? = nil
             var failures: [SweepFailureRecord] = []
             var finalResult: JSONValue? = nil
+            var summaryWarnings: [String] = []
             if let declared = ctx.sweep {
                 declared.run.release()
                 let progress = ProgressReporter(quiet: o.quiet)
                 let runner = try SweepRunner(
                     spec: declared.spec, root: o.out, seed: o.seed, jobs: o.jobs, shard: o.shard, resume: o.resume,
-                    progress: progress)
+                    progress: progress, fingerprint: fingerprint,
+                    allowMismatch: o.allowMismatch)
                 complete = try runner.run { _ in
                     try LuaSweepWorker(options: o, source: source, chunk: chunk, runner: runner)
                 }
                 failures = runner.failures()
+                summaryWarnings = runner.summaryWarnings
                 // Phase 3: the script's `finish(rows)` on the main state, once every cell (of every shard) is done.
                 if complete == true, let finish = declared.finish {
                     let rows = try sweepRows(declared.spec, SweepLayout(root: o.out))
@@ -252,7 +286,8 @@ public enum ScriptRunner {
                 if failures.count > 20 { message += "\n  ... (\(failures.count - 20) more)" }
             }
             return ScriptRunOutcome(
-                outputDirectory: o.out, result: result, sweepComplete: complete, message: message, failures: failures)
+                outputDirectory: o.out, result: result, sweepComplete: complete, message: message, failures: failures,
+                warnings: summaryWarnings)
         } catch let e as LuaError {
             throw ScriptRunError(e.description)
         } catch let e as LuaCallError {
@@ -290,7 +325,9 @@ public enum ScriptRunner {
 extension ScriptRunner {
     /// The finished sweep as a Lua list, one row per cell in cell order:
     /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...},
-    /// failures = {{replicate, step, reason}, ...}}`.
+    /// failures = {{replicate, step, reason}, ...}, dirs = {per replicate}, dir = kept replicate's (nil with "all")}`.
+    /// Lua counts from 1: `index`, `selected`, failures' `replicate` and `step` are 1-based; `dirs[r]` is replicate
+    /// r's directory relative to the output directory (`cells/<id>/r<r-1>`, the files' own 0-based name).
     static func sweepRows(_ spec: SweepSpec, _ layout: SweepLayout) throws -> LuaValue {
         var rows: [LuaValue] = []
         for index in spec.cells.indices {
@@ -300,18 +337,20 @@ extension ScriptRunner {
             row.hash[.string("id")] = .string(id)
             row.hash[.string("index")] = .integer(Int64(index + 1))
             row.hash[.string("cell")] = JSONBridge.lua(.object(spec.cells[index]))
-            let reps = cell["replicates"]?.arrayValue ?? []
+            let reps = (cell["replicates"]?.arrayValue ?? []).map(SweepSummary.decodeNonFinite)
+            row.hash[.string("dirs")] = .table(LuaTable(array: reps.indices.map { .string(SweepLayout.replicatePath(id, $0)) }))
             row.hash[.string("replicates")] = .table(LuaTable(array: reps.map { JSONBridge.lua($0) }))
             // Failed (diverged) replicates: {replicate (1-based), step, reason}; empty when none failed.
             row.hash[.string("failures")] = .table(LuaTable(array: SweepSummary.failureRecords(cell, id: id).map { f in
                 .table(LuaTable(hash: [
-                    .string("replicate"): .integer(Int64(f.replicate + 1)), .string("step"): .integer(Int64(f.step)),
+                    .string("replicate"): .integer(Int64(f.replicate + 1)), .string("step"): .integer(Int64(f.step + 1)),
                     .string("reason"): .string(f.reason),
                 ]))
             }))
             if let sel = cell["selected"]?.intValue, sel < reps.count {
                 row.hash[.string("result")] = JSONBridge.lua(reps[sel])
                 row.hash[.string("selected")] = .integer(Int64(sel + 1))
+                row.hash[.string("dir")] = .string(SweepLayout.replicatePath(id, sel))
             }
             rows.append(.table(row))
         }
@@ -343,6 +382,29 @@ final class LuaSweepWorker: SweepWorker {
 
     deinit { run.release() }
 
+    /// A result value as JSON, keeping NaN and ±Inf as numbers (the host stores them tagged; `JSONBridge` would
+    /// make them null) and naming the offending path in errors (`run's result key 'f'[2]`).
+    static func resultJSON(_ v: LuaValue, _ path: String, depth: Int = 0) throws(LuaCallError) -> JSONValue {
+        if depth > 64 { throw LuaCallError("\(path): nesting deeper than 64 levels") }
+        switch v {
+        case .number(let d) where !d.isFinite: return .number(d)
+        case .table(let t):
+            if t.hash.isEmpty && !t.array.isEmpty {
+                var items: [JSONValue] = []
+                for (i, x) in t.array.enumerated() { items.append(try resultJSON(x, "\(path)[\(i + 1)]", depth: depth + 1)) }
+                return .array(items)
+            }
+            if t.isEmpty { return .array([]) }
+            var o = JSONObject()
+            for (k, x) in t.sortedEntries { o[k.description] = try resultJSON(x, "\(path).\(k.description)", depth: depth + 1) }
+            return .object(o)
+        case .userdata, .function:
+            throw LuaCallError("\(path): cannot store \(describe(v)) (a result holds only numbers, booleans, strings and tables of them)")
+        default:
+            return try JSONBridge.json(v, path, depth: depth)
+        }
+    }
+
     func run(params: JSONObject, context cell: CellContext) throws -> JSONObject {
         // Every draw inside the cell derives from the cell's seed: models, data, math.random.
         context.begin(seed: cell.seed)
@@ -360,25 +422,36 @@ final class LuaSweepWorker: SweepWorker {
             out = try runtime.call(run, [.table(cellTable), .table(info)], budget: cellBudget)
         } catch {
             // An error after a diverged training (e.g. a metric of a NaN model) is part of that failure.
-            if let d = context.divergence { throw SweepCellFailure(step: d.step, reason: d.reason) }
+            if let d = context.divergence { throw SweepCellFailure(step: d.step - 1, reason: d.reason) }
             throw ScriptRunError("sweep cell \(cell.cellID) (replicate \(cell.replicate + 1)): \(error.description)")
         }
         let results: JSONObject
+        let whereText = "sweep cell \(cell.cellID) (replicate \(cell.replicate + 1))"
         switch out.first {
         case .table(let t)? where t.isEmpty:
             results = JSONObject()
         case .table(let t)?:
-            guard case .object(let o) = try JSONBridge.json(.table(t), "run's result") else {
-                throw ScriptRunError("sweep cell \(cell.cellID): run must return a table of named results, got a list")
+            guard !(t.hash.isEmpty && !t.array.isEmpty) else {
+                throw ScriptRunError("\(whereText): run must return a table of named results, got a list")
+            }
+            var o = JSONObject()
+            do {
+                for (k, v) in t.sortedEntries {
+                    let key = k.description
+                    o[key] = try Self.resultJSON(v, "run's result key '\(key)'")
+                }
+            } catch {
+                throw ScriptRunError("\(whereText): \(error.description)")
             }
             results = o
         case .nil?, nil:
             results = JSONObject()
         case let other?:
-            throw ScriptRunError("sweep cell \(cell.cellID): run must return a table of results, got \(describe(other))")
+            throw ScriptRunError("\(whereText): run must return a table of results, got \(describe(other))")
         }
         // A training of this replicate diverged: the replicate is recorded as failed (with what it returned).
-        if let d = context.divergence { throw SweepCellFailure(step: d.step, reason: d.reason, results: results) }
+        // The Lua step is 1-based; files count from 0.
+        if let d = context.divergence { throw SweepCellFailure(step: d.step - 1, reason: d.reason, results: results) }
         return results
     }
 }

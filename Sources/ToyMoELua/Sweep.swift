@@ -82,13 +82,15 @@ public struct CellContext: Sendable {
     public var index: Int
     public var replicate: Int
     public var seed: UInt64
-    /// Where the cell may write files of its own (created on demand by the bindings).
+    /// Where this replicate may write files of its own: `OUT/cells/<id>/r<replicate>/` (created on demand by the
+    /// bindings). Every replicate has its own, so no two replicates can write the same file.
     public var directory: URL
 }
 
 /// Runs cells; one per worker thread, created on that thread (a Lua state must stay on one thread).
 public protocol SweepWorker: AnyObject {
-    /// Runs one replicate of one cell and returns its results (scalars and numeric arrays).
+    /// Runs one replicate of one cell and returns its results (scalars and numeric arrays; numbers may be NaN or
+    /// ±Inf). Keys in `SweepSummary.reservedKeys` or starting with a reserved prefix are refused by the host.
     /// Throws `SweepCellFailure` when the replicate failed in a way that is a result (a diverged training):
     /// the host records it and goes on. Any other error stops the sweep.
     func run(params: JSONObject, context: CellContext) throws -> JSONObject
@@ -97,7 +99,7 @@ public protocol SweepWorker: AnyObject {
 /// A replicate that failed deterministically (its training diverged: the loss became NaN or ±Inf). It is a finished
 /// result: the cell file records it under `failures`, the summary marks its row, and `--resume` does not redo it.
 public struct SweepCellFailure: Error, Sendable {
-    /// 1-based training step at which the failure was detected.
+    /// 0-based training step at which the failure was detected (files count from 0; see docs/LUA_API.md).
     public var step: Int
     public var reason: String
     /// Whatever results the replicate still produced (may be empty).
@@ -127,6 +129,7 @@ public struct SweepError: Error, CustomStringConvertible, Sendable {
 
 /// Where a sweep keeps its files:
 ///   OUT/cells/<id>.json   one finished cell (written atomically: present ⇔ finished)
+///   OUT/cells/<id>/r<R>/  files the cell's replicate R (0-based) saved; removed when an unfinished cell is rerun
 ///   OUT/sweep.json        the declared cells (so `merge` and `--resume` can check consistency)
 ///   OUT/summary.csv       one row per kept replicate, written when every cell is finished
 ///   OUT/results.npz       numeric parameters and results stacked over those rows
@@ -135,6 +138,13 @@ public struct SweepLayout: Sendable {
     public var root: URL
     public var cellsDirectory: URL { root.appendingPathComponent("cells", isDirectory: true) }
     public func cellFile(_ id: String) -> URL { cellsDirectory.appendingPathComponent("\(id).json") }
+    /// The directory of cell `id`'s own files (one subdirectory per replicate).
+    public func cellDirectory(_ id: String) -> URL { cellsDirectory.appendingPathComponent(id, isDirectory: true) }
+    /// Replicate `replicate` (0-based)'s directory, relative to the root: `cells/<id>/r<replicate>`.
+    public static func replicatePath(_ id: String, _ replicate: Int) -> String { "cells/\(id)/r\(replicate)" }
+    public func replicateDirectory(_ id: String, _ replicate: Int) -> URL {
+        root.appendingPathComponent(Self.replicatePath(id, replicate), isDirectory: true)
+    }
     public var specFile: URL { root.appendingPathComponent("sweep.json") }
     public var summaryCSV: URL { root.appendingPathComponent("summary.csv") }
     public var resultsNPZ: URL { root.appendingPathComponent("results.npz") }
@@ -199,13 +209,21 @@ public final class SweepRunner: @unchecked Sendable {
     public let shard: (index: Int, count: Int)
     public let resume: Bool
     public let progress: ProgressReporter
+    /// What else determines the results (script, parameters, version, kernels); recorded in sweep.json and compared
+    /// on resume. nil only for hosts that run no script (tests of the host itself).
+    public let fingerprint: SweepFingerprint?
+    /// Continue even when sweep.json's declaration or fingerprint differs (the differences are printed and recorded).
+    public let allowMismatch: Bool
     /// Steps trained so far, reported by workers (for steps/s).
     let stepsLock = NSLock()
     var stepCount = 0
+    /// Result keys the last summary left out of results.npz, one message each (empty when none).
+    public private(set) var summaryWarnings: [String] = []
 
     public init(
         spec: SweepSpec, root: URL, seed: UInt64, jobs: Int = 1, shard: (index: Int, count: Int) = (0, 1),
-        resume: Bool = false, progress: ProgressReporter = ProgressReporter(quiet: true)
+        resume: Bool = false, progress: ProgressReporter = ProgressReporter(quiet: true),
+        fingerprint: SweepFingerprint? = nil, allowMismatch: Bool = false
     ) throws {
         guard !spec.cells.isEmpty else { throw SweepError("sweep '\(spec.name)': the sweep has no cells (empty grid or list)") }
         guard spec.replicates >= 1 else { throw SweepError("sweep '\(spec.name)': replicates must be at least 1, got \(spec.replicates)") }
@@ -220,6 +238,8 @@ public final class SweepRunner: @unchecked Sendable {
         self.shard = shard
         self.resume = resume
         self.progress = progress
+        self.fingerprint = fingerprint
+        self.allowMismatch = allowMismatch
     }
 
     /// Adds trained steps to the progress counter (called by workers; thread-safe).
@@ -237,10 +257,12 @@ public final class SweepRunner: @unchecked Sendable {
         case .minimize(let k): selection = .object(["minimize": .string(k)])
         case .maximize(let k): selection = .object(["maximize": .string(k)])
         }
-        return .object([
+        var json: JSONObject = [
             "name": .string(spec.name), "seed": .string(String(seed)), "replicates": .int(spec.replicates),
             "select": selection, "cells": .array(spec.cells.map { .object($0) }),
-        ])
+        ]
+        if let fingerprint { json["fingerprint"] = fingerprint.json }
+        return .object(json)
     }
 
     /// Indices of this shard's cells.
@@ -270,11 +292,21 @@ public final class SweepRunner: @unchecked Sendable {
             }
         }
         try AtomicFile.createDirectory(at: layout.cellsDirectory)
-        // A sweep.json from another declaration means another experiment: refuse to mix their cells.
+        // A sweep.json from another declaration, script, parameters, version or kernels means another experiment:
+        // refuse to mix their cells, naming what differs (unless explicitly allowed, which is then recorded).
         if let existing = try? JSONValue(contentsOf: layout.specFile) {
-            if existing != specJSON() {
-                throw SweepError(
-                    "\(layout.root.path) holds a different sweep (its sweep.json differs: other cells, seed or selection); use another --out")
+            let differences = SweepFingerprint.differences(existing, specJSON())
+            if !differences.isEmpty {
+                guard allowMismatch else {
+                    throw SweepError(
+                        "\(layout.root.path) holds a different run of a sweep; its cells would not be the results of this command. Differences (recorded vs now):\n  "
+                            + differences.joined(separator: "\n  ")
+                            + "\nUse another --out, or pass --allow-mismatch to mix them anyway (recorded in sweep.json).")
+                }
+                FileHandle.standardError.write(Data(
+                    ("toymoe: warning: --allow-mismatch: continuing a sweep recorded with other settings (recorded vs now):\n  "
+                        + differences.joined(separator: "\n  ") + "\n").utf8))
+                try SweepSummary.recordMismatches(differences, in: layout.specFile)
             }
             if !resume && fm.fileExists(atPath: layout.cellsDirectory.path),
                 !(try fm.contentsOfDirectory(atPath: layout.cellsDirectory.path)).filter({ $0.hasSuffix(".json") }).isEmpty
@@ -310,6 +342,16 @@ public final class SweepRunner: @unchecked Sendable {
 
         let mine = shardIndices
         let pending = mine.filter { !isFinished($0) }
+        // An unfinished cell's directory holds what an interrupted attempt saved (possibly only some replicates'
+        // files): start it afresh, so every file under a finished cell is from the attempt that finished it.
+        for index in pending {
+            let directory = layout.cellDirectory(spec.cellID(index))
+            if fm.fileExists(atPath: directory.path) {
+                do { try fm.removeItem(at: directory) } catch {
+                    throw SweepError("cannot remove \(directory.path), left by an unfinished attempt at the cell: \(error.localizedDescription)")
+                }
+            }
+        }
         let skipped = mine.count - pending.count
         let done = skipped
         progress.update(done: done, total: mine.count, skipped: skipped, steps: 0)
@@ -366,8 +408,7 @@ public final class SweepRunner: @unchecked Sendable {
         for r in 0..<spec.replicates {
             let s = SweepSpec.cellSeed(runSeed: seed, params: params, replicate: r)
             let ctx = CellContext(
-                cellID: id, index: index, replicate: r, seed: s,
-                directory: layout.cellsDirectory.appendingPathComponent(id, isDirectory: true))
+                cellID: id, index: index, replicate: r, seed: s, directory: layout.replicateDirectory(id, r))
             var result: JSONObject
             var failed = false
             do {
@@ -377,6 +418,18 @@ public final class SweepRunner: @unchecked Sendable {
                 failed = true
                 failures.append(.object(["replicate": .int(r), "step": .int(failure.step), "reason": .string(failure.reason)]))
             }
+            // Checked here, at the first replicate that returns one, not when the summary is assembled after every
+            // cell has run.
+            if let problem = SweepSummary.reservedKeyProblem(result) {
+                throw SweepError("cell \(id) replicate \(r): \(problem)")
+            }
+            let selectionValue: Double? = {
+                switch spec.selection {
+                case .all: return nil
+                case .minimize(let key), .maximize(let key): return result[key]?.doubleValue
+                }
+            }()
+            result = SweepSummary.encodeNonFinite(result)
             result["seed"] = .string(String(s))
             switch spec.selection {
             case .all: break
@@ -385,7 +438,7 @@ public final class SweepRunner: @unchecked Sendable {
                     values.append(spec.selection == .minimize(key) ? .infinity : -.infinity)
                     break
                 }
-                guard let v = result[key]?.doubleValue else {
+                guard let v = selectionValue else {
                     throw SweepError("cell \(id) replicate \(r): the selection key '\(key)' is missing from run's result or is not a number")
                 }
                 values.append(v.isNaN ? (spec.selection == .minimize(key) ? .infinity : -.infinity) : v)
@@ -424,7 +477,7 @@ public final class SweepRunner: @unchecked Sendable {
 
     /// Builds summary.csv and results.npz from the cell files, in cell order.
     public func writeSummary() throws {
-        try SweepSummary.write(spec: spec, layout: layout)
+        summaryWarnings = try SweepSummary.write(spec: spec, layout: layout)
     }
 }
 
@@ -495,9 +548,100 @@ final class WorkQueue: @unchecked Sendable {
 
 /// Assembling the summary of a complete sweep from its cell files.
 public enum SweepSummary {
+    /// Result keys `run` may not return: the summary's own columns and NPZ members (`seed` also because the host
+    /// stores each replicate's seed under it in the cell file).
+    public static let reservedKeys = ["cell_id", "replicate", "seed", "status", "failed", "failed_step", "failure_reason"]
+    /// Parameter (grid axis or cell key) names refused when the sweep is declared: summary.csv's own columns.
+    public static let reservedParameterNames = ["cell_id", "replicate", "status", "failed_step", "failure_reason"]
+    /// Reserved prefixes: `param_` names parameters in results.npz, `result_` a result whose name is also a
+    /// parameter's in summary.csv.
+    public static let reservedPrefixes = ["param_", "result_"]
+    /// How a non-finite number is stored in a cell file (JSON has no NaN or Infinity): `{"non_finite": "inf"}`,
+    /// `"-inf"` or `"nan"`. A result table of exactly this shape is therefore refused too.
+    public static let nonFiniteTag = "non_finite"
+
+    /// Why `result` may not be recorded (a reserved key), or nil.
+    static func reservedKeyProblem(_ result: JSONObject) -> String? {
+        let reservedList = "reserved: \(reservedKeys.joined(separator: ", ")) and names starting with \(reservedPrefixes.joined(separator: " or "))"
+        for key in result.keys {
+            if reservedKeys.contains(key) || reservedPrefixes.contains(where: { key.hasPrefix($0) }) {
+                return "run returned the result key '\(key)', which is reserved for the sweep's own columns (\(reservedList)); rename it"
+            }
+        }
+        func tagged(_ v: JSONValue, _ path: String) -> String? {
+            switch v {
+            case .object(let o):
+                if o.count == 1, o[nonFiniteTag] != nil {
+                    return "run returned \(path) = {\(nonFiniteTag) = ...}, a table shape reserved for storing NaN and ±Inf; rename its key"
+                }
+                for (k, x) in o.entries { if let p = tagged(x, "\(path).\(k)") { return p } }
+            case .array(let a):
+                for (i, x) in a.enumerated() { if let p = tagged(x, "\(path)[\(i + 1)]") { return p } }
+            default: break
+            }
+            return nil
+        }
+        for (k, v) in result.entries { if let p = tagged(v, k) { return p } }
+        return nil
+    }
+
+    /// Replaces NaN and ±Inf (anywhere in the value) by their tagged form, for writing a cell file.
+    static func encodeNonFinite(_ o: JSONObject) -> JSONObject {
+        func enc(_ v: JSONValue) -> JSONValue {
+            switch v {
+            case .number(let d) where !d.isFinite:
+                return .object([nonFiniteTag: .string(d.isNaN ? "nan" : d > 0 ? "inf" : "-inf")])
+            case .array(let a): return .array(a.map(enc))
+            case .object(let o):
+                var out = JSONObject()
+                for (k, x) in o.entries { out[k] = enc(x) }
+                return .object(out)
+            default: return v
+            }
+        }
+        var out = JSONObject()
+        for (k, v) in o.entries { out[k] = enc(v) }
+        return out
+    }
+
+    /// The number a tagged non-finite value stands for, or nil.
+    static func nonFinite(_ v: JSONValue) -> Double? {
+        guard case .object(let o) = v, o.count == 1, let t = o[nonFiniteTag]?.stringValue else { return nil }
+        switch t {
+        case "inf": return .infinity
+        case "-inf": return -.infinity
+        case "nan": return .nan
+        default: return nil
+        }
+    }
+
+    /// A cell file's value with tagged non-finite numbers turned back into numbers (for Lua's `finish` rows).
+    public static func decodeNonFinite(_ v: JSONValue) -> JSONValue {
+        if let d = nonFinite(v) { return .number(d) }
+        switch v {
+        case .array(let a): return .array(a.map(decodeNonFinite))
+        case .object(let o):
+            var out = JSONObject()
+            for (k, x) in o.entries { out[k] = decodeNonFinite(x) }
+            return .object(out)
+        default: return v
+        }
+    }
+
+    /// Records, in sweep.json, differences accepted with `--allow-mismatch` (kept across runs, each once, newest last).
+    static func recordMismatches(_ differences: [String], in specFile: URL) throws {
+        guard case .object(var json) = try JSONValue(contentsOf: specFile) else { return }
+        var list = json["accepted_mismatches"]?.arrayValue ?? []
+        for d in differences where !list.contains(.string(d)) { list.append(.string(d)) }
+        json["accepted_mismatches"] = .array(list)
+        try JSONValue.object(json).write(to: specFile)
+    }
+
     /// Rows: one per cell (selection) or per (cell, replicate) (all). Columns: cell_id, replicate, parameters,
     /// then every scalar result key in first-seen order. Arrays of numbers go to results.npz only.
-    public static func write(spec: SweepSpec, layout: SweepLayout) throws {
+    /// Returns warnings, one per result key left out of results.npz (ragged shapes or mixed kinds), saying why.
+    @discardableResult
+    public static func write(spec: SweepSpec, layout: SweepLayout) throws -> [String] {
         var rows: [(id: String, replicate: Int, params: JSONObject, result: JSONObject, failure: SweepFailureRecord?)] = []
         for index in spec.cells.indices {
             let id = spec.cellID(index)
@@ -519,7 +663,9 @@ public enum SweepSummary {
             for k in row.params.keys where !paramKeys.contains(k) { paramKeys.append(k) }
             for (k, v) in row.result.entries where !resultKeys.contains(k) && isScalar(v) { resultKeys.append(k) }
         }
-        // Every summary ends with the row's status: "ok", or "diverged" with the (1-based) step and the reason.
+        // Every summary ends with the row's status: "ok", or "diverged" with the (0-based) step and the reason.
+        // Result keys cannot be reserved names (refused when run returned them), so only a parameter's name can
+        // clash with a result's: that result's column is `result_<key>`.
         let statusKeys = ["status", "failed_step", "failure_reason"]
         let resultColumns = resultKeys.map { paramKeys.contains($0) || statusKeys.contains($0) ? "result_\($0)" : $0 }
         var csv = (["cell_id", "replicate"] + paramKeys + resultColumns + statusKeys)
@@ -537,22 +683,34 @@ public enum SweepSummary {
         }
         try AtomicFile.write(csv, to: layout.summaryCSV)
 
-        // NPZ: numeric parameters and results, stacked over rows. Arrays must share a shape across rows to stack;
-        // keys that do not are left out (they stay in the cell files).
+        // NPZ: numeric parameters and results, stacked over rows. A row without the key contributes NaN (of the
+        // key's shape; the array is then float64). Keys that cannot be stacked (shapes that differ between rows,
+        // numbers mixed with strings or tables) are left out with a warning; keys that are strings in every row
+        // are CSV columns only, silently (documented).
+        var warnings: [String] = []
         var arrays: [(String, NpyArray)] = []
         arrays.append(("replicate", try NpyArray(int64: rows.map { Int64($0.replicate) })))
         for key in paramKeys {
-            if let a = try stack(rows.map { $0.params[key] }) { arrays.append(("param_" + key, a)) }
+            switch try stack(rows.map { $0.params[key] }) {
+            case .array(let a): arrays.append(("param_" + key, a))
+            case .omitted(let why): warnings.append("parameter '\(key)' is not in results.npz: \(why)")
+            case .strings: break
+            }
         }
         var resultArrayKeys = resultKeys
         for row in rows { for k in row.result.keys where !resultArrayKeys.contains(k) { resultArrayKeys.append(k) } }
         for key in resultArrayKeys where key != "seed" {
-            let name = key == "failed" || key == "failed_step" ? "result_" + key : key
-            if let a = try stack(rows.map { $0.result[key] }) { arrays.append((name, a)) }
+            switch try stack(rows.map { $0.result[key] }) {
+            case .array(let a): arrays.append((key, a))
+            case .omitted(let why): warnings.append("result '\(key)' is not in results.npz: \(why) (it stays in cells/*.json)")
+            case .strings: break
+            }
         }
         arrays.append(("failed", try NpyArray(int64: rows.map { $0.failure == nil ? 0 : 1 })))
-        arrays.append(("failed_step", try NpyArray(int64: rows.map { Int64($0.failure?.step ?? 0) })))
+        // 0-based like numpy; -1 (never a step) when the row did not fail.
+        arrays.append(("failed_step", try NpyArray(int64: rows.map { Int64($0.failure?.step ?? -1) })))
         try Npz.write(arrays, to: layout.resultsNPZ)
+        return warnings
     }
 
     /// The failed replicates recorded in a cell file (none for cell files written before failures were recorded).
@@ -566,13 +724,14 @@ public enum SweepSummary {
     static func isScalar(_ v: JSONValue) -> Bool {
         switch v {
         case .int, .number, .bool, .string, .null: return true
-        default: return false
+        default: return nonFinite(v) != nil
         }
     }
 
     /// Flattens a numeric JSON value: (shape, values) or nil when not a rectangular numeric array/scalar.
     static func numeric(_ v: JSONValue?) -> ([Int], [Double])? {
         guard let v else { return nil }
+        if let d = nonFinite(v) { return ([], [d]) }
         switch v {
         case .int(let i): return ([], [Double(i)])
         case .number(let d): return ([], [d])
@@ -592,31 +751,63 @@ public enum SweepSummary {
         }
     }
 
-    static func stack(_ values: [JSONValue?]) throws -> NpyArray? {
-        var shape: [Int]? = nil
-        var flat: [Double] = []
-        var allInts = true
-        for v in values {
-            guard let (s, vals) = numeric(v) else { return nil }
-            if let shape, shape != s { return nil }
-            shape = s
-            flat += vals
-            if case .int = v { } else { allInts = false }
-        }
-        let full = [values.count] + (shape ?? [])
-        if allInts { return try NpyArray(int64: flat.map { Int64($0) }, shape: full) }
-        return try NpyArray(float64: flat, shape: full)
+    enum Stacked {
+        case array(NpyArray)
+        /// Strings in every row that has the key: a CSV column, not an array.
+        case strings
+        case omitted(String)
     }
 
+    /// Stacks one key over the rows. Absent values (nil) become NaN of the common shape.
+    static func stack(_ values: [JSONValue?]) throws -> Stacked {
+        let present = values.compactMap { $0 }
+        if !present.isEmpty && present.allSatisfy({ if case .string = $0 { return true } else { return false } }) {
+            return .strings
+        }
+        var shape: [Int]? = nil
+        var parts: [[Double]?] = []
+        var allInts = true
+        for (row, v) in values.enumerated() {
+            guard let v else {
+                parts.append(nil)
+                allInts = false
+                continue
+            }
+            guard let (s, vals) = numeric(v) else {
+                let kind: String
+                switch v {
+                case .string: kind = "a string"
+                case .object: kind = "a table with named keys"
+                default: kind = "a list that is ragged or holds non-numbers"
+                }
+                return .omitted("row \(row) holds \(kind), other rows numbers")
+            }
+            if let shape, shape != s {
+                return .omitted("its shape differs between rows (\(shape) in earlier rows, \(s) in row \(row))")
+            }
+            shape = s
+            parts.append(vals)
+            if case .int = v { } else { allInts = false }
+        }
+        let shape_ = shape ?? []
+        let size = shape_.reduce(1, *)
+        let flat = parts.flatMap { $0 ?? [Double](repeating: .nan, count: size) }
+        let full = [values.count] + shape_
+        if allInts { return .array(try NpyArray(int64: flat.map { Int64($0) }, shape: full)) }
+        return .array(try NpyArray(float64: flat, shape: full))
+    }
+
+    /// A CSV field: numbers as Swift prints them, ±Inf as `inf`/`-inf`, NaN (and JSON null) as `nan`.
     static func csvValue(_ v: JSONValue?) -> String {
         guard let v else { return "" }
+        if let d = nonFinite(v) { return d.isNaN ? "nan" : d > 0 ? "inf" : "-inf" }
         switch v {
         case .int(let i): return String(i)
-        case .number(let d): return d.isFinite ? "\(d)" : "nan"
+        case .number(let d): return d.isFinite ? "\(d)" : d.isNaN ? "nan" : d > 0 ? "inf" : "-inf"
         case .bool(let b): return b ? "true" : "false"
         case .string(let s): return s
         case .null: return "nan"
-        default: return (try? v.serialized(options: .compact)) ?? ""
+        default: return (try? v.serialized(options: JSONWriteOptions(pretty: false, nonFinite: .null))) ?? ""
         }
     }
 
@@ -627,31 +818,62 @@ public enum SweepSummary {
         return s
     }
 
-    /// `toymoe merge`: copies the finished cells of `sources` into `destination` (which must hold, or receives,
-    /// the same sweep.json), then writes the summary if the union is complete. Returns (cells merged, missing).
-    public static func merge(destination: URL, sources: [URL]) throws -> (merged: Int, missing: [String]) {
+    /// `toymoe merge`: copies the finished cells of `sources` (each cell file with its directory of saved files)
+    /// into `destination` (which must hold, or receives, the same sweep.json: same declaration and fingerprint),
+    /// then writes the summary if the union is complete. Holds the destination's lock meanwhile.
+    /// Returns (cells merged, missing, warnings about results.npz).
+    public static func merge(
+        destination: URL, sources: [URL], allowMismatch: Bool = false, commandLine: [String] = []
+    ) throws -> (merged: Int, missing: [String], warnings: [String]) {
         let fm = FileManager.default
         let dest = SweepLayout(root: destination)
-        var specJSON: JSONValue? = try? JSONValue(contentsOf: dest.specFile)
+        try AtomicFile.createDirectory(at: destination)
+        let lock = try OutputLock(directory: destination, commandLine: commandLine)
+        defer { withExtendedLifetime(lock) {} }
         try AtomicFile.createDirectory(at: dest.cellsDirectory)
+        var specJSON: JSONValue? = try? JSONValue(contentsOf: dest.specFile)
+        var specOrigin = destination.path
         var merged = 0
         for src in sources {
             let s = SweepLayout(root: src)
             guard let other = try? JSONValue(contentsOf: s.specFile) else {
                 throw SweepError("\(src.path) is not a sweep directory (no sweep.json)")
             }
-            if let specJSON, specJSON != other {
-                throw SweepError("\(src.path) holds a different sweep than \(destination.path) (sweep.json differs)")
-            }
-            if specJSON == nil {
+            if let specJSON {
+                let differences = SweepFingerprint.differences(specJSON, other)
+                if !differences.isEmpty {
+                    guard allowMismatch else {
+                        throw SweepError(
+                            "\(src.path) holds a different run than \(specOrigin) (sweep.json differs); merging would mix results computed differently. Differences (\(specOrigin) vs \(src.path)):\n  "
+                                + differences.joined(separator: "\n  ") + "\nPass --allow-mismatch to merge anyway (recorded in sweep.json).")
+                    }
+                    FileHandle.standardError.write(Data(
+                        ("toymoe merge: warning: --allow-mismatch: \(src.path) differs from \(specOrigin):\n  "
+                            + differences.joined(separator: "\n  ") + "\n").utf8))
+                    if fm.fileExists(atPath: dest.specFile.path) { try recordMismatches(differences, in: dest.specFile) }
+                }
+            } else {
                 try other.write(to: dest.specFile)
                 specJSON = other
+                specOrigin = src.path
             }
-            for name in try fm.contentsOfDirectory(atPath: s.cellsDirectory.path).sorted() where name.hasSuffix(".json") {
+            guard let spec = try? specFrom(json: other) else { throw SweepError("\(src.path)/sweep.json is malformed") }
+            let sourceSeed = other["seed"]
+            for name in try fm.contentsOfDirectory(atPath: s.cellsDirectory.path).sorted() where name.hasSuffix(".json") && !name.hasPrefix(".") {
+                let id = String(name.dropLast(5))
                 let from = s.cellsDirectory.appendingPathComponent(name)
                 let to = dest.cellsDirectory.appendingPathComponent(name)
-                guard (try? JSONValue(contentsOf: from)) != nil else { continue }  // unreadable: not a finished cell
+                // Unreadable, or not a cell of this sweep with this seed: not a finished cell of this run.
+                guard let cell = try? JSONValue(contentsOf: from), let index = cell["index"]?.intValue,
+                    spec.cells.indices.contains(index), spec.cellID(index) == id,
+                    cell["params"] == .object(spec.cells[index]), cell["run_seed"] == sourceSeed
+                else { continue }
                 if fm.fileExists(atPath: to.path) { continue }
+                // The cell's files first, the cell file last: a merge killed halfway leaves the cell unfinished
+                // (and its partial directory is removed before the cell is run or merged again).
+                let fromDir = s.cellDirectory(id), toDir = dest.cellDirectory(id)
+                if fm.fileExists(atPath: toDir.path) { try fm.removeItem(at: toDir) }
+                if fm.fileExists(atPath: fromDir.path) { try copyTree(fromDir, toDir) }
                 try AtomicFile.write(try Data(contentsOf: from), to: to)
                 merged += 1
             }
@@ -660,8 +882,25 @@ public enum SweepSummary {
             throw SweepError("nothing to merge: no sweep.json in \(destination.path) or the sources")
         }
         let missing = spec.cells.indices.map { spec.cellID($0) }.filter { !fm.fileExists(atPath: dest.cellFile($0).path) }
-        if missing.isEmpty { try write(spec: spec, layout: dest) }
-        return (merged, missing)
+        var warnings: [String] = []
+        if missing.isEmpty { warnings = try write(spec: spec, layout: dest) }
+        return (merged, missing, warnings)
+    }
+
+    /// Copies a directory tree, each file atomically (temporary leftovers of the source are skipped).
+    static func copyTree(_ from: URL, _ to: URL) throws {
+        let fm = FileManager.default
+        try AtomicFile.createDirectory(at: to)
+        for name in try fm.contentsOfDirectory(atPath: from.path).sorted() where !(name.hasPrefix(".") && name.contains(".tmp-")) {
+            let src = from.appendingPathComponent(name)
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: src.path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                try copyTree(src, to.appendingPathComponent(name, isDirectory: true))
+            } else {
+                try AtomicFile.write(try Data(contentsOf: src), to: to.appendingPathComponent(name))
+            }
+        }
     }
 
     /// Reads a SweepSpec back from sweep.json.

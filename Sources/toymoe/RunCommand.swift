@@ -80,6 +80,8 @@ struct RunCommand: ParsableCommand {
         }
         return out
     }
+    @Flag(name: .customLong("allow-mismatch"), help: "Run into --out even when its sweep.json records another script, parameters, seed, grid, selection, tool version or kernel variant (the differences are printed and recorded in sweep.json). Without it such a run is refused.")
+    var allowMismatch = false
 
     func validate() throws {
         _ = try parsedInputs()
@@ -88,6 +90,9 @@ struct RunCommand: ParsableCommand {
         }
         if kernels == nil, let e = KernelVariant.environmentError { throw ValidationError(e.message) }
         if jobs < 1 { throw ValidationError("--jobs: expected a positive integer, got \(jobs)") }
+        if let out, out.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--out: expected a directory, got an empty path (it would write into the current directory; write --out . to mean that)")
+        }
         if memoryLimit < 16 { throw ValidationError("--memory-limit: expected at least 16 (MiB), got \(memoryLimit)") }
         if !(timeLimit >= 0) || !timeLimit.isFinite { throw ValidationError("--time-limit: expected seconds ≥ 0, got \(timeLimit)") }
         for a in assignments where !a.contains("=") || a.hasPrefix("=") {
@@ -107,8 +112,14 @@ struct RunCommand: ParsableCommand {
             return (i, n)
         }
         if let id = env["SLURM_ARRAY_TASK_ID"], let count = env["SLURM_ARRAY_TASK_COUNT"] {
-            guard let i = Int(id), let n = Int(count), n >= 1 else {
-                throw ValidationError("SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT are not integers: '\(id)', '\(count)'")
+            guard let i = Int(id) else {
+                throw ValidationError("SLURM_ARRAY_TASK_ID: expected an integer, got '\(id)'")
+            }
+            guard let n = Int(count) else {
+                throw ValidationError("SLURM_ARRAY_TASK_COUNT: expected an integer, got '\(count)'")
+            }
+            guard n >= 1 else {
+                throw ValidationError("SLURM_ARRAY_TASK_COUNT: expected at least 1 (the number of array tasks), got \(n)")
             }
             // SLURM arrays often start at 1 (--array=1-N); map to 0-based when SLURM_ARRAY_TASK_MIN says so.
             let minimum = env["SLURM_ARRAY_TASK_MIN"].flatMap { Int($0) } ?? 0
@@ -140,8 +151,17 @@ struct RunCommand: ParsableCommand {
             memoryLimit: memoryLimit << 20, timeLimit: timeLimit, instructionLimit: instructionLimit,
             commandLine: CommandLine.arguments)
         options.inputs = try parsedInputs()
+        options.allowMismatch = allowMismatch
+        Interruption.install(
+            out: options.out.path,
+            advice: resume ? "run the same command again to continue" : "run the same command with --resume to continue")
         do {
             let outcome = try ScriptRunner.run(options)
+            // Keys left out of results.npz are reported even with --quiet: a missing column is not noise.
+            if !outcome.warnings.isEmpty {
+                let lines = outcome.warnings.map { "toymoe: warning: " + $0 + "\n" }.joined()
+                FileHandle.standardError.write(Data(lines.utf8))
+            }
             if !quiet {
                 FileHandle.standardError.write(Data((outcome.message + "\n").utf8))
             } else if !outcome.failures.isEmpty {  // failed replicates are reported even with --quiet
@@ -167,10 +187,15 @@ struct MergeCommand: ParsableCommand {
     @Argument(help: "Shard directories to merge into the destination.")
     var sources: [String] = []
 
+    @Flag(name: .customLong("allow-mismatch"), help: "Merge even when the shards' sweep.json differ (other script, parameters, seed, grid, selection, tool version or kernel variant); the differences are printed and recorded in sweep.json.")
+    var allowMismatch = false
+
     func run() throws {
         do {
             let result = try SweepSummary.merge(
-                destination: URL(fileURLWithPath: destination), sources: sources.map { URL(fileURLWithPath: $0) })
+                destination: URL(fileURLWithPath: destination), sources: sources.map { URL(fileURLWithPath: $0) },
+                allowMismatch: allowMismatch, commandLine: CommandLine.arguments)
+            for w in result.warnings { FileHandle.standardError.write(Data("toymoe merge: warning: \(w)\n".utf8)) }
             if result.missing.isEmpty {
                 print("merged \(result.merged) cells; the sweep is complete: \(destination)/summary.csv, \(destination)/results.npz")
             } else {

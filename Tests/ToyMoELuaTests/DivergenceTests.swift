@@ -34,11 +34,11 @@ import ToyMoEIO
         let failures = SweepSummary.failureRecords(cell, id: "c0001")
         #expect(failures.count == 2)
         for f in failures {
-            #expect(f.step >= 1 && f.step < 200)
+            #expect(f.step >= 0 && f.step < 199)  // 0-based in files
             #expect(f.reason.hasPrefix("loss became"), "\(f.reason)")
-            // Detected at once: the training stopped at the diverging step.
+            // Detected at once: the training stopped at the diverging step (r.steps counts it; f.step is 0-based).
             let steps = cell["replicates"]?[f.replicate]?["steps_run"]?.intValue
-            #expect(steps == f.step)
+            #expect(steps == f.step + 1)
         }
         for id in ["c0000", "c0002"] {
             let ok = try JSONValue(contentsOf: r.directory.appendingPathComponent("cells/\(id).json"))
@@ -48,14 +48,19 @@ import ToyMoEIO
         let lines = csv.split(separator: "\n").map(String.init)
         #expect(lines[0] == "cell_id,replicate,lr,final_loss,steps_run,seed,status,failed_step,failure_reason")
         #expect(lines[1].hasSuffix(",ok,,"))
-        #expect(lines[2].contains(",nan,\(failures[0].step),") && lines[2].contains(",diverged,\(failures[0].step),loss became"))
+        #expect(lines[2].contains(",diverged,\(failures[0].step),loss became"), "\(lines[2])")
+        // The final loss is written as what it was: inf for a loss that became infinite, never nan for it.
+        let lossField = lines[2].split(separator: ",")[3]
+        #expect(failures[0].reason.hasPrefix("loss became inf") ? lossField == "inf" : lossField == "nan", "\(lines[2])")
         #expect(lines[3].hasSuffix(",ok,,"))
         // finish(rows) sees them too.
         #expect(r.result["nfail1"]?.intValue == 0 && r.result["nfail2"]?.intValue == 2 && r.result["rep"]?.intValue == 2)
-        #expect(r.result["step"]?.intValue == failures[0].step && r.result["reason"]?.stringValue == failures[0].reason)
+        // Lua counts from 1: finish sees the step 1-based, like toymoe.train's r.diverged.step.
+        #expect(r.result["step"]?.intValue == failures[0].step + 1 && r.result["reason"]?.stringValue == failures[0].reason)
         let npz = try Npz.read(contentsOf: r.directory.appendingPathComponent("results.npz"))
         #expect(try npz.array(named: "failed").asInt64() == [0, 1, 0])
-        #expect(try npz.array(named: "failed_step").asInt64() == [0, Int64(failures[0].step), 0])
+        // 0-based; -1 (never a step, unlike 0) for rows that did not fail.
+        #expect(try npz.array(named: "failed_step").asInt64() == [-1, Int64(failures[0].step), -1])
     }
 
     @Test("select = all: one row per replicate, each with its own status")

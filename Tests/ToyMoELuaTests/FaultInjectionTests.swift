@@ -9,8 +9,8 @@ import ToyMoEIO
 enum OutputFiles {
     /// Files excluded from byte comparisons: they record wall-clock facts, not results.
     /// timings.csv holds per-cell wall times; provenance.json holds start/end times, the host and the command line
-    /// (which names --out and --resume).
-    static let nonReproducible: Set<String> = ["timings.csv", "provenance.json"]
+    /// (which names --out and --resume); .toymoe.lock names the last process that held the directory's lock.
+    static let nonReproducible: Set<String> = ["timings.csv", "provenance.json", ".toymoe.lock"]
 
     /// A leftover of an interrupted atomic write (`.NAME.toymoe-tmp-XXXX`): garbage by construction, never a result.
     static func isTemporary(_ relativePath: String) -> Bool {

@@ -146,8 +146,8 @@ import ToyMoEIO
             #expect(top.stdout.contains(needle), "missing '\(needle)' in: \(top.stdout)")
         }
         let run = try Self.toymoe(["run", "--help"], in: dir)
-        // (With many options the parser shortens the usage line to `toymoe run [<options>] <script> ...`.)
-        for needle in ["USAGE: toymoe run ", "<script> [<assignments> ...]", "--out", "--seed", "--jobs", "--resume", "--shard", "--quiet",
+        // ArgumentParser shortens the usage line to `[<options>]` once the options no longer fit on it.
+        for needle in ["USAGE: toymoe run ", "<script> [<assignments> ...]", "--allow-mismatch", "--out", "--seed", "--jobs", "--resume", "--shard", "--quiet",
                        "--memory-limit", "--time-limit", "SLURM_ARRAY_TASK_ID", "--input <NAME=DIR>"] {
             #expect(run.stdout.contains(needle), "missing '\(needle)' in run --help")
         }
