@@ -58,14 +58,26 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--kernels: \(e.message)")
         }
         if kernels == nil, let e = KernelVariant.environmentError { throw ValidationError(e.message) }
-        if jobs < 1 { throw ValidationError("--jobs: expected a positive integer, got \(jobs)") }
-        if memoryLimit < 16 { throw ValidationError("--memory-limit: expected at least 16 (MiB), got \(memoryLimit)") }
-        if !(timeLimit >= 0) || !timeLimit.isFinite { throw ValidationError("--time-limit: expected seconds ≥ 0, got \(timeLimit)") }
+        if jobs < 1 || jobs > Self.maxJobs {
+            throw ValidationError("--jobs: expected an integer in 1...\(Self.maxJobs), got \(jobs)")
+        }
+        // The limit is converted to bytes (× 2^20): bound it so that cannot wrap around (2^44 bytes = 16 TiB).
+        if memoryLimit < 16 || memoryLimit > Self.maxMemoryLimitMiB {
+            throw ValidationError("--memory-limit: expected an integer in 16...\(Self.maxMemoryLimitMiB) (MiB), got \(memoryLimit)")
+        }
+        if !(timeLimit >= 0) || !timeLimit.isFinite || timeLimit > Self.maxTimeLimit {
+            throw ValidationError("--time-limit: expected seconds in 0...\(Int(Self.maxTimeLimit)) (0: none), got \(timeLimit)")
+        }
         for a in assignments where !a.contains("=") || a.hasPrefix("=") {
             throw ValidationError("parameter '\(a)': expected KEY=VALUE")
         }
         _ = try parsedShard()
     }
+
+    /// Bounds of the numeric options: a value outside is refused, never wrapped or clamped.
+    static let maxMemoryLimitMiB = 1 << 24  // 16 TiB
+    static let maxTimeLimit = 1e9            // seconds (about 31 years)
+    static let maxJobs = 4096
 
     /// `--shard I/N`, else the SLURM array variables, else 0/1.
     func parsedShard() throws -> (index: Int, count: Int) {
