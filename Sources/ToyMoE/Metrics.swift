@@ -16,6 +16,13 @@ public enum Metrics {
     public static let interferenceEpsilon = 1e-5
     /// Norm (and denominator) guard of the feature-dimensionality helper (SPEC §6.4).
     public static let dimensionalityGuard = 1e-8
+
+    /// Optional cancellation of the O(n²·m) metrics (gram, interference, polysemanticity, superposition, feature
+    /// dimensionality, geometry), asked once per feature row; bind it with `Metrics.$shouldStop.withValue`. Once it
+    /// answers true the remaining rows are skipped, so the result is meaningless: the caller must discard it and
+    /// report the cancellation (the Lua bindings do: the script's deadline). It only reads, so a computation it
+    /// never stops is unchanged. Task-local (and so thread-local outside tasks): no cost to other threads.
+    @TaskLocal public static var shouldStop: (@Sendable () -> Bool)?
 }
 
 // MARK: - Small linear-algebra helpers
@@ -41,7 +48,9 @@ extension Metrics {
         _ = columnCount(W)
         let n = W.count
         var g = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
+        let stop = shouldStop
         for i in 0..<n {
+            if let stop, stop() { break }
             for j in i..<n {
                 let v = dot(W[i], W[j])
                 g[i][j] = v
@@ -164,7 +173,9 @@ extension Metrics {
     static func projectionEnergy(_ W: [[Double]], includeSelf: Bool, zeroBelow: Double) -> [Double] {
         _ = columnCount(W)
         let unit = unitRows(W, zeroBelow: zeroBelow)
+        let stop = shouldStop
         return (0..<W.count).map { i in
+            if let stop, stop() { return 0 }
             var s = 0.0
             for j in 0..<W.count where includeSelf || j != i {
                 let p = dot(unit[i], W[j])

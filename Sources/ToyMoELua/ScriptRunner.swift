@@ -23,6 +23,14 @@ public struct ScriptRunOptions: Sendable {
     public var commandLine: [String]
     /// Receives the script's `print` lines (default: standard output unless quiet). Called on worker threads too.
     public var printSink: (@Sendable (String) -> Void)?
+    /// How many `toymoe.run_script` calls enclose this run (0 for a run started by the CLI).
+    var nestingDepth = 0
+    /// The runtime of the script that started this one with `toymoe.run_script`: this run's states draw from its
+    /// budget (memory, instructions, deadline). nil for a run started by the CLI.
+    var budgetParent: RuntimeLink?
+    /// For a sweep declared by a nested script: the deadline of the run that started it (`tml_now()` seconds and
+    /// the limit as given), which bounds every cell besides the cell's own limit.
+    var outerDeadline: (deadline: Double, seconds: Double)?
 
     public init(
         script: URL, chunkName: String? = nil, params: [(String, String)] = [], out: URL, seed: UInt64 = 0,
@@ -45,6 +53,12 @@ public struct ScriptRunOptions: Sendable {
         self.commandLine = commandLine
         self.printSink = printSink
     }
+}
+
+/// Carries a runtime into `ScriptRunOptions` (which is Sendable): only the thread running that runtime reads it.
+final class RuntimeLink: @unchecked Sendable {
+    weak var runtime: LuaRuntime?
+    init(_ runtime: LuaRuntime) { self.runtime = runtime }
 }
 
 /// A script failed: the Lua error (`file:line: message` and traceback) or a host-side problem.
@@ -107,6 +121,13 @@ public enum ScriptRunner {
         var result: JSONValue?
         do {
             let rt = try makeRuntime(o, ctx)
+            // Bindings capture their runtime, so it never deinitializes by itself: close its state when the run
+            // ends (a nested script's memory goes back to the shared budget right away).
+            defer { rt.close() }
+            if let parent = o.budgetParent {
+                guard let p = parent.runtime else { throw ScriptRunError("the script that started this one has ended") }
+                try rt.shareBudget(with: p)
+            }
             let values = try rt.run(string: source, chunkName: chunk)
             if let first = values.first, case .table = first {
                 result = try JSONBridge.json(first, "the script's return value")
@@ -125,8 +146,15 @@ public enum ScriptRunner {
                 let runner = try SweepRunner(
                     spec: declared.spec, root: o.out, seed: o.seed, jobs: o.jobs, shard: o.shard, resume: o.resume,
                     progress: progress)
-                complete = try runner.run { _ in
-                    try LuaSweepWorker(options: o, source: source, chunk: chunk, runner: runner)
+                var workerOptions = o
+                if o.budgetParent != nil {
+                    // A nested script's sweep is part of the run that started it: its workers share what is left of
+                    // that run's memory limit, and its deadline bounds every cell.
+                    workerOptions.memoryLimit = max(0, rt.memoryLimit - rt.budgetMemoryUsed) / max(1, o.jobs)
+                    workerOptions.outerDeadline = rt.deadlineBound
+                }
+                complete = try runner.run { [workerOptions] _ in
+                    try LuaSweepWorker(options: workerOptions, source: source, chunk: chunk, runner: runner)
                 }
                 failures = runner.failures()
                 // Phase 3: the script's `finish(rows)` on the main state, once every cell (of every shard) is done.
@@ -229,6 +257,7 @@ final class LuaSweepWorker: SweepWorker {
     init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner) throws {
         context = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: true)
         runtime = try ScriptRunner.makeRuntime(o, context)
+        if let outer = o.outerDeadline { runtime.bound(deadline: outer.deadline, seconds: outer.seconds) }
         try runtime.run(string: source, chunkName: chunk)
         guard let declared = context.sweep else {
             throw ScriptRunError("\(chunk): the script declared a sweep at top level but not when run as a worker (is toymoe.sweep guarded by toymoe.is_worker?)")
@@ -240,7 +269,10 @@ final class LuaSweepWorker: SweepWorker {
             instructions: o.instructionLimit == 0 ? nil : o.instructionLimit, seconds: o.timeLimit > 0 ? o.timeLimit : nil)
     }
 
-    deinit { run.release() }
+    deinit {
+        run.release()
+        runtime.close()  // the bindings capture the runtime: without this its state would outlive the worker
+    }
 
     func run(params: JSONObject, context cell: CellContext) throws -> JSONObject {
         // Every draw inside the cell derives from the cell's seed: models, data, math.random.
