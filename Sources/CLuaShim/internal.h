@@ -61,6 +61,10 @@ int tml_budget_raise(lua_State *L, int level);
 /// an error raised by a host function called through pcall or a metamethod still names the script line.
 void tml_where(lua_State *L, int level);
 
+/// Pushes "kind: #N", the deterministic name of the value at idx (a table, function, thread or userdata): N counts
+/// from 1 in order of first naming, per state (sandbox.c). Used instead of addresses, which differ per run.
+void tml_push_value_name(lua_State *L, int idx, const char *kind);
+
 /// The trampoline closure: upvalue 1 is the light userdata context handed to the dispatch callback.
 int tml_trampoline(lua_State *L);
 

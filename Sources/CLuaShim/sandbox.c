@@ -161,6 +161,93 @@ static int sb_collectgarbage(lua_State *L) {
     return 1;
 }
 
+// Deterministic names for the values stock Lua names by address ("table: 0x55d248e4a4c0"): addresses differ
+// from run to run (ASLR), and so would anything a script prints or saves from them. Such a value gets a number the
+// first time it is converted to a string, counting from 1 in each state: "table: #1", "function: #2". The numbers
+// live in a weak-keyed registry table (they keep nothing alive; a collected value's number is not reused), so the
+// same script prints the same names in every run.
+static char ids_key;
+
+void tml_push_value_name(lua_State *L, int idx, const char *kind) {
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 4, "naming a value");
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ids_key) != LUA_TTABLE) {  // before the sandbox opened: no ids yet
+        lua_pop(L, 1);
+        lua_pushfstring(L, "%s: ?", kind);
+        return;
+    }
+    lua_pushvalue(L, idx);
+    lua_Integer id;
+    if (lua_rawget(L, -2) == LUA_TNUMBER) {
+        id = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+        lua_rawgeti(L, -1, 0);  // the counter (key 0: never a weak key)
+        id = lua_tointeger(L, -1) + 1;
+        lua_pop(L, 1);
+        lua_pushinteger(L, id);
+        lua_rawseti(L, -2, 0);
+        lua_pushvalue(L, idx);
+        lua_pushinteger(L, id);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s: #%I", kind, (LUAI_UACINT)id);
+}
+
+// luaL_tolstring, except that tables, functions, threads and userdata without __tostring get their number.
+static const char *tolstring(lua_State *L, int idx, size_t *length) {
+    idx = lua_absindex(L, idx);
+    int type = lua_type(L, idx);
+    if (type == LUA_TTABLE || type == LUA_TFUNCTION || type == LUA_TTHREAD || type == LUA_TUSERDATA ||
+        type == LUA_TLIGHTUSERDATA) {
+        if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+            lua_pop(L, 1);
+            return luaL_tolstring(L, idx, length);
+        }
+        int named = luaL_getmetafield(L, idx, "__name") == LUA_TSTRING;
+        tml_push_value_name(L, idx, named ? lua_tostring(L, -1) : luaL_typename(L, idx));
+        if (named) lua_remove(L, -2);
+        return lua_tolstring(L, -1, length);
+    }
+    return luaL_tolstring(L, idx, length);
+}
+
+static int sb_tostring(lua_State *L) {
+    luaL_checkany(L, 1);
+    tolstring(L, 1, NULL);
+    return 1;
+}
+
+// string.format: "%s" of a table, function, thread or userdata gets its deterministic name; "%p" (an address) is
+// refused.
+static int sb_format(lua_State *L) {
+    size_t length = 0;
+    const char *format = luaL_checklstring(L, 1, &length);
+    int top = lua_gettop(L);
+    int arg = 1;
+    for (size_t i = 0; i < length; i++) {
+        if (format[i] != '%') continue;
+        if (++i < length && format[i] == '%') continue;
+        arg++;
+        while (i < length && format[i] != '\0' && strchr("-+ #0123456789.", format[i]) != NULL) i++;
+        if (i >= length) break;  // the original reports the invalid conversion
+        if (format[i] == 'p') {
+            return luaL_error(L, "string.format: '%%p' is not allowed in scripts (addresses differ from run to run)");
+        }
+        if (format[i] == 's' && arg <= top) {
+            int type = lua_type(L, arg);
+            if (type == LUA_TTABLE || type == LUA_TFUNCTION || type == LUA_TTHREAD || type == LUA_TUSERDATA ||
+                type == LUA_TLIGHTUSERDATA) {
+                tolstring(L, arg, NULL);
+                lua_replace(L, arg);
+            }
+        }
+    }
+    return call_original(L);
+}
+
 // print: arguments through tostring, tab-separated, one line to the host's sink.
 static int sb_print(lua_State *L) {
     tml_state *S = tml_state_of(L);
@@ -169,7 +256,7 @@ static int sb_print(lua_State *L) {
     luaL_buffinit(L, &b);
     for (int i = 1; i <= n; i++) {
         if (i > 1) luaL_addchar(&b, '\t');
-        luaL_tolstring(L, i, NULL);
+        tolstring(L, i, NULL);
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
@@ -268,6 +355,14 @@ static int sandbox_k(lua_State *L) {
     lua_setfield(L, G, "collectgarbage");
     lua_pushcfunction(L, sb_print);
     lua_setfield(L, G, "print");
+    lua_pushcfunction(L, sb_tostring);
+    lua_setfield(L, G, "tostring");
+    lua_createtable(L, 0, 0);  // value -> its number (see tml_push_value_name)
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ids_key);
 
     lua_getfield(L, G, LUA_STRLIBNAME);
     int S = lua_gettop(L);
@@ -281,6 +376,7 @@ static int sandbox_k(lua_State *L) {
     lua_pushcfunction(L, tml_str_gsub);
     lua_setfield(L, S, "gsub");
     wrap(L, S, "rep", sb_rep, NULL);
+    wrap(L, S, "format", sb_format, NULL);
 
     lua_getfield(L, G, LUA_TABLIBNAME);
     int T = lua_gettop(L);

@@ -791,7 +791,7 @@ static int handle_tostring(lua_State *L) {
     tml_handle *h = tml_handle_peek(L, 1);
     const char *name = handle_type_name(L, 1);
     if (h == NULL || h->object == NULL) lua_pushfstring(L, "%s (freed)", name);
-    else lua_pushfstring(L, "%s: %p", name, h->object);
+    else tml_push_value_name(L, 1, name);  // not the object's address: that differs from run to run
     return 1;
 }
 
