@@ -362,6 +362,17 @@ enum ChildRun {
             """, "test.lua:")
     }
 
+    @Test("in a sweep cell, toymoe.train stops at the cell's time limit")
+    func sweepCell() throws {
+        try Self.expectTimeLimit("""
+            toymoe.sweep{ grid = { k = { 1 } }, run = function(cell)
+              local m = toymoe.model{ n_features = 20, n_hidden = 5 }
+              toymoe.train(m, { data = { feature_probability = 0.1 }, steps = 100000000, history_every = 1000000, batch_size = 1024 })
+              return {}
+            end }
+            """, "test.lua:3: toymoe.train: ")
+    }
+
     @Test("toymoe.train_many stops between steps at the time limit")
     func trainMany() throws {
         try Self.expectTimeLimit("""
