@@ -27,7 +27,11 @@ extension Bindings {
         func lua(_ a: NpyArray, _ name: String, alsoLive: Int = 0) throws(LuaCallError) -> LuaValue {
             // Declared size first: the array's doubles, the LuaValue tree, the push tape and the Lua tables it
             // becomes all exist before the Lua allocator sees the last of them.
-            try rt.ensureHostCapacity(HostCost.sum(alsoLive, a.data.count, HostCost.loadedNumbers(a.count)))
+            do throws(LuaCallError) {
+                try rt.ensureHostCapacity(HostCost.sum(alsoLive, a.data.count, HostCost.loadedNumbers(a.count)))
+            } catch {
+                throw LuaCallError("\(name): \(a.count) numbers are too many to load: \(error.text)")
+            }
             let values: [Double]
             do { values = try a.asFloat64() } catch { throw LuaCallError("\(name): \(error)") }
             if a.shape.isEmpty { return .number(values.first ?? .nan) }
@@ -62,7 +66,9 @@ extension Bindings {
             "save_npy": { args in
                 let url = try ctx.resolve(try args.string(1, "file"))
                 let value = try args.value(2, "array")
-                try rt.ensureHostCapacity(HostCost.savedNumbers(value))
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.savedNumbers(value)) } catch {
+                    throw args.argumentError("array", "too large to save: \(error.text)")
+                }
                 let a = try array(value, "array", dtype: try dtype(args, 3))
                 try write(url) { try a.write(to: url) }
                 return []
@@ -70,7 +76,9 @@ extension Bindings {
             "save_npz": { args in
                 let url = try ctx.resolve(try args.string(1, "file"))
                 let table = try args.table(2, "arrays")
-                try rt.ensureHostCapacity(HostCost.savedNumbers(.table(table)))
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.savedNumbers(.table(table))) } catch {
+                    throw args.argumentError("arrays", "too large to save: \(error.text)")
+                }
                 let kind = try dtype(args, 3)
                 var arrays: [(String, NpyArray)] = []
                 for (k, v) in table.sortedEntries {
@@ -99,7 +107,9 @@ extension Bindings {
             "save_json": { args in
                 let url = try ctx.resolve(try args.string(1, "file"))
                 let value = try args.value(2, "value")
-                try rt.ensureHostCapacity(HostCost.savedJSON(value))
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.savedJSON(value)) } catch {
+                    throw args.argumentError("value", "too large to save: \(error.text)")
+                }
                 let json = try JSONBridge.json(value, "value")
                 try write(url) { try json.write(to: url) }
                 return []
@@ -107,7 +117,9 @@ extension Bindings {
             "load_json": { args in
                 let url = try ctx.resolve(try args.string(1, "file"))
                 let json = try read(url, perByte: HostCost.jsonReadPerByte) { try JSONValue(contentsOf: url) }
-                try rt.ensureHostCapacity(HostCost.loadedJSON(json))
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.loadedJSON(json)) } catch {
+                    throw LuaCallError("'\(url.lastPathComponent)' is too large to load: \(error.text)")
+                }
                 return [JSONBridge.lua(json)]
             },
         ])
