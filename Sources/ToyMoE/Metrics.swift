@@ -94,7 +94,9 @@ extension Metrics {
         let g = gram(W)
         let n = W.count
         var iota = g
+        let stop = shouldStop
         for i in 0..<n {
+            if let stop, stop() { break }
             let scale = 1 / (interferenceEpsilon + g[i][i].squareRoot())
             for j in 0..<n { iota[i][j] = j == i ? 0 : g[i][j] * scale }
         }
@@ -109,7 +111,11 @@ extension Metrics {
     /// - Parameter W: n × m, rows are features.
     /// - Returns: n values ≥ 0. Orthogonal rows give 0; a unit antipodal pair gives 1/(1 + 1e-5) each.
     public static func polysemanticity(_ W: [[Double]]) -> [Double] {
-        interference(W).map { row in row.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        let stop = shouldStop
+        return interference(W).map { row in
+            if let stop, stop() { return 0 }
+            return row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        }
     }
 
     /// Indices of the monosemantic features: {i : q_i < threshold} (strict), optionally also requiring
