@@ -70,6 +70,9 @@ public struct LuaBudget: Sendable, Equatable {
 ///   `Options`).
 /// - Limits: one memory limit for Lua's heap plus the host bytes that bindings account; an instruction budget and
 ///   a time limit per top-level `run`/`call` (re-armed by the host only: a script cannot catch its way past them).
+///   A runtime may share another's budget (`shareBudget(with:)`, for nested scripts); long host functions check the
+///   deadline themselves (`budgetExceeded()`, `deadlineCheck()`), and every host call that returns after it reports
+///   the time limit instead of its result.
 /// - Threads: a runtime and every value it hands out belong to the thread that created it. Use one per worker.
 public final class LuaRuntime {
     /// Configuration fixed at creation (limits can also be changed later through the properties below).

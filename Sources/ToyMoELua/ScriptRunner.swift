@@ -14,7 +14,8 @@ public struct ScriptRunOptions: Sendable {
     public var resume: Bool
     public var shard: (index: Int, count: Int)
     public var quiet: Bool
-    /// Bytes, per Lua state, counting model buffers.
+    /// Bytes, counting model buffers: for the top level together with the scripts it runs (`toymoe.run_script`),
+    /// and for each sweep cell.
     public var memoryLimit: Int
     /// Seconds per phase (top level, each sweep cell); 0: none.
     public var timeLimit: Double

@@ -44,10 +44,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Kernel implementation: auto or simd (the widest SIMD build this CPU runs), scalar (alias naive), simd-baseline, simd-avx2 or simd-avx512 (default: $TOYMOE_KERNELS, else auto). Recorded in provenance.json.")
     var kernels: String?
 
-    @Option(name: .customLong("memory-limit"), help: "Memory cap per Lua state in MiB, counting model buffers.")
+    @Option(name: .customLong("memory-limit"), help: "Memory cap in MiB, counting model buffers, for the script's top level (with the scripts it runs) and for each sweep cell (16 to 16777216).")
     var memoryLimit: Int = 2048
 
-    @Option(name: .customLong("time-limit"), help: "Wall-clock limit in seconds for the script's top level and for each sweep cell (0: none).")
+    @Option(name: .customLong("time-limit"), help: "Wall-clock limit in seconds for the script's top level (with the scripts it runs) and for each sweep cell; long host calls (training, metrics, sort, load) stop at it too (0: none).")
     var timeLimit: Double = 0
 
     @Option(name: .customLong("instruction-limit"), help: "Lua instruction budget for the top level and for each sweep cell (0: none).")

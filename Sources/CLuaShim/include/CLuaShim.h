@@ -89,8 +89,11 @@ int tml_gc(lua_State *L, int what, int arg);
 /// Opens base, table, string, math, utf8 and coroutine, and applies the sandbox: removes dofile, loadfile,
 /// string.dump, math.random/randomseed (the host installs seeded ones); wraps load (text only), collectgarbage
 /// ("count" only), setmetatable (refuses __gc), string.find/match/gmatch/gsub (own matcher with caps and a step
-/// budget), string.rep (capped), table.insert/remove/sort (refuse __len), table.move (capped); replaces print with
-/// one that writes lines to `sink`; and makes reading an undefined global an error. Returns a status.
+/// budget), string.rep (capped), table.insert/remove (refuse __len), table.move (capped); replaces table.sort with
+/// a stable merge sort that polls the deadline, load of a string with a piecewise load that polls it too, tostring
+/// and string.format("%s") with deterministic names for tables/functions/threads/userdata ("table: #3", no
+/// addresses; "%p" refused), print with one that writes lines to `sink`; and makes reading an undefined global an
+/// error. Returns a status.
 int tml_open_sandbox(lua_State *L, const tml_limits *limits, tml_print_sink sink, void *sink_context);
 void tml_set_limits(lua_State *L, const tml_limits *limits);
 
