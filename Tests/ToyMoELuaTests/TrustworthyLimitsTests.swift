@@ -31,8 +31,6 @@ enum ChildRun {
         var cEnv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in cEnv { free(p) } }
         var pid: pid_t = 0
-        var own = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &own)
         let start = Date()
         let rc = posix_spawn(&pid, args[0], &actions, nil, &cArgs, &cEnv)
         guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
@@ -52,6 +50,9 @@ enum ChildRun {
         }
         let seconds = Date().timeIntervalSince(start)
         let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+        // The inherited figure is at most this process's peak now (peaks only grow; other tests run in parallel).
+        var own = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &own)
         let rssKiB = usage.ru_maxrss > own.ru_maxrss ? usage.ru_maxrss : polledKiB
         return Result(
             status: (status >> 8) & 0xff, signaled: signaled,
@@ -303,6 +304,27 @@ enum ChildRun {
         #expect(r.seconds < limit + 1, "took \(r.seconds) s under a \(limit) s limit")
         print(String(format: "nested deadline: 4 levels take %.2f s unlimited; under --time-limit %.2f: exit %d after %.2f s",
                      free.seconds, limit, r.status, r.seconds))
+    }
+
+    /// Each level runs about 2·10⁷ instructions (two per loop iteration): 4 levels need 8·10⁷. With a fresh budget
+    /// per state (the old behaviour) each level fit in 5·10⁷.
+    @Test("nested scripts share the run's instruction budget: 4 levels stop at --instruction-limit 50000000")
+    func sharedInstructions() throws {
+        let dir = try Self.scripts(["count.lua": """
+            local depth = tonumber(toymoe.param("depth", "0"))
+            local s = 0
+            for i = 1, 1e7 do s = s + i end
+            if depth < 3 then
+              return toymoe.run_script{ script = "count.lua", out = "d", params = { depth = depth + 1 } }
+            end
+            return { depth = depth }
+            """])
+        let ok = try ChildRun.toymoe(["run", "\(dir.path)/scripts/count.lua", "--quiet", "--out", "\(dir.path)/ok", "--instruction-limit", "1000000000"], in: dir)
+        #expect(ok.status == 0, "\(ok.stderr.prefix(1000))")
+        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/count.lua", "--quiet", "--out", "\(dir.path)/o", "--instruction-limit", "50000000"], in: dir)
+        #expect(!r.signaled)
+        #expect(r.status == 1, "exit \(r.status): \(r.stderr.prefix(500))")
+        #expect(r.stderr.contains("instruction budget exceeded (limit: 50000000 instructions)"), "\(r.stderr.prefix(1000))")
     }
 
     @Test("a nested script's sweep is bounded by the deadline of the run that started it")
