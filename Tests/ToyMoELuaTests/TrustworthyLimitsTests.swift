@@ -280,6 +280,25 @@ enum ChildRun {
                      r.status, r.maxRSSMiB, baseline, ok.status, ok.maxRSSMiB))
     }
 
+    /// A script's state used to outlive its run (the bindings capture their runtime): 12 scripts run one after the
+    /// other, each holding 20 MiB, kept 240 MiB alive. Now each state is closed when its run ends and its memory goes
+    /// back to the budget, so they all fit, one at a time, in 64 MiB.
+    @Test("scripts run one after the other give their memory back: 12 × 20 MiB under --memory-limit 64, RSS ≤ limit + baseline + 96 MiB")
+    func sequentialScriptsFreeTheirMemory() throws {
+        let dir = try Self.scripts([
+            "child.lua": "local keep = {} for i = 1, 20 do keep[i] = string.rep(string.char(65 + i), 1 << 20) end return { n = #keep }",
+            "parent.lua": "local n = 0 for i = 1, 12 do n = n + toymoe.run_script{ script = 'child.lua', out = 'c' .. i }.n end return { n = n }",
+        ])
+        let baseline = try ChildRun.baselineRSS(in: dir)
+        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/parent.lua", "--quiet", "--out", "\(dir.path)/o", "--memory-limit", "64"], in: dir)
+        #expect(r.status == 0, "\(r.stderr.prefix(1000))")
+        let result = try JSONValue(contentsOf: dir.appendingPathComponent("o/result.json"))
+        #expect(result["n"]?.intValue == 240)
+        let bound = 64 + baseline + 96
+        #expect(r.maxRSSMiB <= bound, "peak RSS \(r.maxRSSMiB) MiB > \(bound) MiB")
+        print(String(format: "sequential scripts: 12 × 20 MiB under 64 MiB: exit %d, peak RSS %.0f MiB (baseline %.0f)", r.status, r.maxRSSMiB, baseline))
+    }
+
     /// Each level spins about 0.4 s (debug build) before starting the next: 4 levels under a 1 s limit. With a fresh
     /// deadline per state (the old behaviour) the run finished after all levels.
     @Test("nested scripts share the run's deadline: 4 levels stop at --time-limit 1 with the time-limit error")
