@@ -6,10 +6,13 @@
 //                                  that also polls the deadline (a backtracking pattern is exponential otherwise)
 //   string.rep                     result length cap (and string.rep("", huge) returns "" instead of looping)
 //   table.move                     element count cap (moving nils into an empty table allocates nothing)
-//   table.insert/remove/sort       refuse tables with __len (a lying __len makes them loop without allocating)
+//   table.insert/remove            refuse tables with __len (a lying __len makes them loop without allocating)
+//   table.sort                     own merge sort (below): deterministic, stable, polls the deadline
+//   load (of a string)             fed to the parser in pieces, polling the deadline between them
 // Everything else either runs Lua code (hooked), or allocates as it goes (stopped by the memory limit).
 #include "internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,11 +24,119 @@ static int call_original(lua_State *L) {
 }
 
 // load(chunk [, chunkname [, mode [, env]]]) with mode forced to "t": binary chunks can crash the VM.
+// A string chunk is handed to the parser in pieces, and the deadline is polled between them: compiling tens of
+// megabytes of source is one long C call the count hook cannot interrupt.
+typedef struct piece_reader { const char *next; size_t left; } piece_reader;
+
+#define TML_LOAD_PIECE (256 << 10)
+
+static const char *read_piece(lua_State *L, void *ud, size_t *size) {
+    piece_reader *r = (piece_reader *)ud;
+    if (r->left == 0) return NULL;
+    tml_budget_poll(L);  // raises inside the parser's protected call: load fails; sb_load re-raises it below
+    const char *piece = r->next;
+    *size = r->left < TML_LOAD_PIECE ? r->left : TML_LOAD_PIECE;
+    r->next += *size;
+    r->left -= *size;
+    return piece;
+}
+
 static int sb_load(lua_State *L) {
-    if (lua_gettop(L) < 3) lua_settop(L, 3);  // env stays absent (an explicit nil env would be used as _ENV)
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
-    return call_original(L);
+    if (lua_type(L, 1) != LUA_TSTRING) {  // a reader function runs Lua code, which the hook interrupts
+        if (lua_gettop(L) < 3) lua_settop(L, 3);  // env stays absent (an explicit nil env would be used as _ENV)
+        lua_pushliteral(L, "t");
+        lua_replace(L, 3);
+        return call_original(L);
+    }
+    size_t length = 0;
+    const char *source = lua_tolstring(L, 1, &length);
+    const char *chunkname = luaL_optstring(L, 2, source);
+    int env = lua_isnone(L, 4) ? 0 : 4;
+    piece_reader r = {source, length};
+    int status = lua_load(L, read_piece, &r, chunkname, "t");
+    if (tml_budget_tripped(L)) tml_budget_raise(L, 1);  // not a load failure the script could handle
+    if (status != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env != 0) {
+        lua_pushvalue(L, env);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return 1;
+}
+
+// table.sort(list [, comp]): a bottom-up merge sort replacing Lua's quicksort, whose pivot is randomized from the
+// clock and addresses once a partition is unbalanced, so that equal keys came out in a different order in every
+// run. This one is stable (equal elements keep their order), so the result is a pure function of the list and the
+// comparator. Like the stock sort it reads and writes the list with lua_geti/lua_seti (honouring __index and
+// __newindex) and calls `comp(a, b)` (or `<`) from C through lua_call, so comparator errors propagate with their
+// own message; an inconsistent comparator cannot make it read out of bounds, so instead of "invalid order
+// function" it produces some permutation (the same one every run). It needs 24 bytes per element of scratch
+// (counted against the memory limit) and polls the deadline every 1024 comparisons.
+static int sort_less(lua_State *L, int values, int a, int b, uint64_t *comparisons) {
+    if ((++*comparisons & 1023) == 0) tml_budget_poll(L);
+    if (lua_isnil(L, 2)) {
+        lua_rawgeti(L, values, a);
+        lua_rawgeti(L, values, b);
+        int less = lua_compare(L, -2, -1, LUA_OPLT);
+        lua_pop(L, 2);
+        return less;
+    }
+    lua_pushvalue(L, 2);
+    lua_rawgeti(L, values, a);
+    lua_rawgeti(L, values, b);
+    lua_call(L, 2, 1);
+    int less = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return less;
+}
+
+static int sb_sort(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL) {
+        return luaL_error(L, "table.sort: tables with a __len metamethod are not supported in scripts");
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    if (n <= 1) return 0;
+    luaL_argcheck(L, n < INT_MAX, 1, "array too big");
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    luaL_checkstack(L, 8, "table.sort");
+    // values[i] = list[i]; the sort permutes indices into values, alternating between two index buffers.
+    lua_createtable(L, (int)n, 0);
+    int values = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_rawseti(L, values, i);
+    }
+    int32_t *from = (int32_t *)lua_newuserdatauv(L, (size_t)n * sizeof(int32_t), 0);
+    int32_t *to = (int32_t *)lua_newuserdatauv(L, (size_t)n * sizeof(int32_t), 0);
+    for (int32_t i = 0; i < (int32_t)n; i++) from[i] = i + 1;
+    uint64_t comparisons = 0;
+    for (lua_Integer width = 1; width < n; width *= 2) {
+        for (lua_Integer lo = 0; lo < n; lo += 2 * width) {
+            lua_Integer mid = lo + width < n ? lo + width : n;
+            lua_Integer hi = lo + 2 * width < n ? lo + 2 * width : n;
+            lua_Integer i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                // Take from the right run only when strictly less: equal elements keep their order.
+                if (sort_less(L, values, from[j], from[i], &comparisons)) to[k++] = from[j++];
+                else to[k++] = from[i++];
+            }
+            while (i < mid) to[k++] = from[i++];
+            while (j < hi) to[k++] = from[j++];
+        }
+        int32_t *swap = from;
+        from = to;
+        to = swap;
+    }
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, values, from[i - 1]);
+        lua_seti(L, 1, i);
+    }
+    return 0;
 }
 
 // setmetatable refusing __gc: finalizers run with hooks off, so a looping __gc would hang lua_close.
@@ -50,6 +161,93 @@ static int sb_collectgarbage(lua_State *L) {
     return 1;
 }
 
+// Deterministic names for the values stock Lua names by address ("table: 0x55d248e4a4c0"): addresses differ
+// from run to run (ASLR), and so would anything a script prints or saves from them. Such a value gets a number the
+// first time it is converted to a string, counting from 1 in each state: "table: #1", "function: #2". The numbers
+// live in a weak-keyed registry table (they keep nothing alive; a collected value's number is not reused), so the
+// same script prints the same names in every run.
+static char ids_key;
+
+void tml_push_value_name(lua_State *L, int idx, const char *kind) {
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 4, "naming a value");
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ids_key) != LUA_TTABLE) {  // before the sandbox opened: no ids yet
+        lua_pop(L, 1);
+        lua_pushfstring(L, "%s: ?", kind);
+        return;
+    }
+    lua_pushvalue(L, idx);
+    lua_Integer id;
+    if (lua_rawget(L, -2) == LUA_TNUMBER) {
+        id = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+        lua_rawgeti(L, -1, 0);  // the counter (key 0: never a weak key)
+        id = lua_tointeger(L, -1) + 1;
+        lua_pop(L, 1);
+        lua_pushinteger(L, id);
+        lua_rawseti(L, -2, 0);
+        lua_pushvalue(L, idx);
+        lua_pushinteger(L, id);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s: #%I", kind, (LUAI_UACINT)id);
+}
+
+// luaL_tolstring, except that tables, functions, threads and userdata without __tostring get their number.
+static const char *tolstring(lua_State *L, int idx, size_t *length) {
+    idx = lua_absindex(L, idx);
+    int type = lua_type(L, idx);
+    if (type == LUA_TTABLE || type == LUA_TFUNCTION || type == LUA_TTHREAD || type == LUA_TUSERDATA ||
+        type == LUA_TLIGHTUSERDATA) {
+        if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+            lua_pop(L, 1);
+            return luaL_tolstring(L, idx, length);
+        }
+        int named = luaL_getmetafield(L, idx, "__name") == LUA_TSTRING;
+        tml_push_value_name(L, idx, named ? lua_tostring(L, -1) : luaL_typename(L, idx));
+        if (named) lua_remove(L, -2);
+        return lua_tolstring(L, -1, length);
+    }
+    return luaL_tolstring(L, idx, length);
+}
+
+static int sb_tostring(lua_State *L) {
+    luaL_checkany(L, 1);
+    tolstring(L, 1, NULL);
+    return 1;
+}
+
+// string.format: "%s" of a table, function, thread or userdata gets its deterministic name; "%p" (an address) is
+// refused.
+static int sb_format(lua_State *L) {
+    size_t length = 0;
+    const char *format = luaL_checklstring(L, 1, &length);
+    int top = lua_gettop(L);
+    int arg = 1;
+    for (size_t i = 0; i < length; i++) {
+        if (format[i] != '%') continue;
+        if (++i < length && format[i] == '%') continue;
+        arg++;
+        while (i < length && format[i] != '\0' && strchr("-+ #0123456789.", format[i]) != NULL) i++;
+        if (i >= length) break;  // the original reports the invalid conversion
+        if (format[i] == 'p') {
+            return luaL_error(L, "string.format: '%%p' is not allowed in scripts (addresses differ from run to run)");
+        }
+        if (format[i] == 's' && arg <= top) {
+            int type = lua_type(L, arg);
+            if (type == LUA_TTABLE || type == LUA_TFUNCTION || type == LUA_TTHREAD || type == LUA_TUSERDATA ||
+                type == LUA_TLIGHTUSERDATA) {
+                tolstring(L, arg, NULL);
+                lua_replace(L, arg);
+            }
+        }
+    }
+    return call_original(L);
+}
+
 // print: arguments through tostring, tab-separated, one line to the host's sink.
 static int sb_print(lua_State *L) {
     tml_state *S = tml_state_of(L);
@@ -58,7 +256,7 @@ static int sb_print(lua_State *L) {
     luaL_buffinit(L, &b);
     for (int i = 1; i <= n; i++) {
         if (i > 1) luaL_addchar(&b, '\t');
-        luaL_tolstring(L, i, NULL);
+        tolstring(L, i, NULL);
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
@@ -157,6 +355,14 @@ static int sandbox_k(lua_State *L) {
     lua_setfield(L, G, "collectgarbage");
     lua_pushcfunction(L, sb_print);
     lua_setfield(L, G, "print");
+    lua_pushcfunction(L, sb_tostring);
+    lua_setfield(L, G, "tostring");
+    lua_createtable(L, 0, 0);  // value -> its number (see tml_push_value_name)
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ids_key);
 
     lua_getfield(L, G, LUA_STRLIBNAME);
     int S = lua_gettop(L);
@@ -170,12 +376,14 @@ static int sandbox_k(lua_State *L) {
     lua_pushcfunction(L, tml_str_gsub);
     lua_setfield(L, S, "gsub");
     wrap(L, S, "rep", sb_rep, NULL);
+    wrap(L, S, "format", sb_format, NULL);
 
     lua_getfield(L, G, LUA_TABLIBNAME);
     int T = lua_gettop(L);
     wrap(L, T, "insert", sb_no_len, "table.insert");
     wrap(L, T, "remove", sb_no_len, "table.remove");
-    wrap(L, T, "sort", sb_no_len, "table.sort");
+    lua_pushcfunction(L, sb_sort);
+    lua_setfield(L, T, "sort");
     wrap(L, T, "move", sb_move, NULL);
 
     lua_getfield(L, G, LUA_MATHLIBNAME);

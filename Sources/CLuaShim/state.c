@@ -30,21 +30,23 @@ double tml_now(void) {
 
 // MARK: - Allocator
 
-// Lua's heap and the host's accounted bytes share one limit. Refusing an allocation makes Lua raise a memory error
-// (after an emergency collection), which is a clean, catchable error: the process never runs out of memory because
-// of a script. Shrinking never fails (Lua requires that).
+// Lua's heap and the host's accounted bytes share one limit (the group's: a nested script's state draws from the
+// same budget as the state that started it). Refusing an allocation makes Lua raise a memory error (after an
+// emergency collection), which is a clean, catchable error: the process never runs out of memory because of a
+// script. Shrinking never fails (Lua requires that).
 static void *tml_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     tml_state *S = (tml_state *)ud;
+    tml_group *G = S->group;
     if (ptr == NULL) osize = 0;  // then osize encodes the object type, not a size
     if (nsize == 0) {
         free(ptr);
         S->lua_bytes -= osize;
+        G->used -= osize;
         return NULL;
     }
     if (nsize > osize) {
-        size_t used = S->lua_bytes + S->host_bytes;
         size_t grow = nsize - osize;
-        if (used > S->limit || grow > S->limit - used) return NULL;
+        if (G->used > G->limit || grow > G->limit - G->used) return NULL;
     }
     void *block = realloc(ptr, nsize);
     if (block == NULL) {
@@ -52,27 +54,38 @@ static void *tml_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         block = ptr;  // a failed shrink keeps the old block, which is large enough
     }
     S->lua_bytes = S->lua_bytes - osize + nsize;
-    size_t total = S->lua_bytes + S->host_bytes;
-    if (total > S->peak) S->peak = total;
+    G->used = G->used - osize + nsize;
+    if (G->used > G->peak) G->peak = G->used;
     return block;
 }
 
 size_t tml_memory_used(lua_State *L) { return tml_state_of(L)->lua_bytes; }
-size_t tml_memory_peak(lua_State *L) { return tml_state_of(L)->peak; }
+size_t tml_memory_total(lua_State *L) { return tml_state_of(L)->group->used; }
+size_t tml_memory_peak(lua_State *L) { return tml_state_of(L)->group->peak; }
 size_t tml_host_bytes(lua_State *L) { return tml_state_of(L)->host_bytes; }
-size_t tml_memory_limit(lua_State *L) { return tml_state_of(L)->limit; }
-void tml_set_memory_limit(lua_State *L, size_t limit) { tml_state_of(L)->limit = limit; }
+size_t tml_memory_limit(lua_State *L) { return tml_state_of(L)->group->limit; }
+void tml_set_memory_limit(lua_State *L, size_t limit) { tml_state_of(L)->group->limit = limit; }
+
+void tml_add_host(tml_state *S, size_t bytes) {
+    S->host_bytes += bytes;
+    S->group->used += bytes;
+    if (S->group->used > S->group->peak) S->group->peak = S->group->used;
+}
+
+void tml_sub_host(tml_state *S, size_t bytes) {
+    if (bytes > S->host_bytes) bytes = S->host_bytes;
+    S->host_bytes -= bytes;
+    S->group->used -= bytes;
+}
 
 int tml_account_host(lua_State *L, int64_t delta) {
     tml_state *S = tml_state_of(L);
+    tml_group *G = S->group;
     if (delta >= 0) {
-        size_t used = S->lua_bytes + S->host_bytes;
-        if (used > S->limit || (uint64_t)delta > S->limit - used) return 0;
-        S->host_bytes += (size_t)delta;
-        if (S->lua_bytes + S->host_bytes > S->peak) S->peak = S->lua_bytes + S->host_bytes;
+        if (G->used > G->limit || (uint64_t)delta > G->limit - G->used) return 0;
+        tml_add_host(S, (size_t)delta);
     } else {
-        size_t d = (size_t)(-(delta + 1)) + 1;  // -delta without overflow at INT64_MIN
-        S->host_bytes = S->host_bytes > d ? S->host_bytes - d : 0;
+        tml_sub_host(S, (size_t)(-(delta + 1)) + 1);  // -delta without overflow at INT64_MIN
     }
     return 1;
 }
@@ -136,17 +149,43 @@ void tml_where(lua_State *L, int level) {
 }
 
 int tml_budget_raise(lua_State *L, int level) {
-    tml_state *S = tml_state_of(L);
+    tml_group *G = tml_state_of(L)->group;
     tml_where(L, level);
-    if (S->tripped == TML_TRIP_INSTRUCTIONS) {
-        lua_pushfstring(L, "instruction budget exceeded (limit: %I instructions)", (lua_Integer)S->instruction_limit);
+    if (G->tripped == TML_TRIP_INSTRUCTIONS) {
+        lua_pushfstring(L, "instruction budget exceeded (limit: %I instructions)", (lua_Integer)G->instruction_limit);
     } else {
         char seconds[48];
-        snprintf(seconds, sizeof seconds, "%g", S->seconds);
+        snprintf(seconds, sizeof seconds, "%g", G->tripped_seconds);
         lua_pushfstring(L, "time limit of %s s exceeded", seconds);
     }
     lua_concat(L, 2);
     return lua_error(L);
+}
+
+// The group's own deadline or the outer one, whichever has passed (0 if neither). Reads the clock only when a
+// deadline is set.
+static double deadline_passed(const tml_group *G) {
+    if (G->seconds <= 0 && G->outer_seconds <= 0) return 0;
+    double now = tml_now();
+    if (G->seconds > 0 && now > G->deadline) return G->seconds;
+    if (G->outer_seconds > 0 && now > G->outer_deadline) return G->outer_seconds;
+    return 0;
+}
+
+static void tml_hook(lua_State *L, lua_Debug *ar);
+
+// Trips the budget if its deadline passed; once tripped, the hook runs after every instruction of this state.
+static int budget_check(lua_State *L) {
+    tml_group *G = tml_state_of(L)->group;
+    if (!G->tripped) {
+        double seconds = deadline_passed(G);
+        if (seconds > 0) {
+            G->tripped = TML_TRIP_TIME;
+            G->tripped_seconds = seconds;
+        }
+    }
+    if (G->tripped && lua_gethookcount(L) != 1) lua_sethook(L, tml_hook, LUA_MASKCOUNT, 1);
+    return G->tripped;
 }
 
 // Called every TML_HOOK_PERIOD instructions on every thread (coroutines inherit the hook from their creator).
@@ -154,60 +193,114 @@ int tml_budget_raise(lua_State *L, int level) {
 // catches the error with pcall fails again at its next instruction: only the host can re-arm the budget.
 static void tml_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
-    tml_state *S = tml_state_of(L);
+    tml_group *G = tml_state_of(L)->group;
     int period = lua_gethookcount(L);
-    if (!S->tripped) {
-        S->instructions += (uint64_t)period;
-        if (S->instruction_limit != 0 && S->instructions > S->instruction_limit) {
-            S->tripped = TML_TRIP_INSTRUCTIONS;
-        } else if (S->seconds > 0 && tml_now() > S->deadline) {
-            S->tripped = TML_TRIP_TIME;
+    if (!G->tripped) {
+        G->instructions += (uint64_t)period;
+        if (G->instruction_limit != 0 && G->instructions > G->instruction_limit) {
+            G->tripped = TML_TRIP_INSTRUCTIONS;
         }
     }
-    if (S->tripped) {
-        if (period != 1) lua_sethook(L, tml_hook, LUA_MASKCOUNT, 1);
-        tml_budget_raise(L, 0);  // level 0: inside a hook, that is the Lua function being executed
-    }
+    if (budget_check(L)) tml_budget_raise(L, 0);  // level 0: inside a hook, that is the Lua function being executed
     if (period != TML_HOOK_PERIOD) lua_sethook(L, tml_hook, LUA_MASKCOUNT, TML_HOOK_PERIOD);
 }
 
 void tml_budget_poll(lua_State *L) {
-    tml_state *S = tml_state_of(L);
-    if (!S->tripped && S->seconds > 0 && tml_now() > S->deadline) S->tripped = TML_TRIP_TIME;
-    if (S->tripped) tml_budget_raise(L, 1);
+    if (budget_check(L)) tml_budget_raise(L, 1);
+}
+
+int tml_budget_check(lua_State *L) { return budget_check(L); }
+
+size_t tml_budget_message(lua_State *L, char *buffer, size_t size) {
+    tml_group *G = tml_state_of(L)->group;
+    int n = 0;
+    if (G->tripped == TML_TRIP_INSTRUCTIONS) {
+        n = snprintf(buffer, size, "instruction budget exceeded (limit: %llu instructions)",
+                     (unsigned long long)G->instruction_limit);
+    } else if (G->tripped == TML_TRIP_TIME) {
+        n = snprintf(buffer, size, "time limit of %g s exceeded", G->tripped_seconds);
+    } else if (size > 0) {
+        buffer[0] = '\0';
+    }
+    return n < 0 ? 0 : (size_t)n;
+}
+
+double tml_budget_deadline(lua_State *L, double *seconds) {
+    tml_group *G = tml_state_of(L)->group;
+    double deadline = 0;
+    *seconds = 0;
+    if (G->seconds > 0) {
+        deadline = G->deadline;
+        *seconds = G->seconds;
+    }
+    if (G->outer_seconds > 0 && (deadline == 0 || G->outer_deadline < deadline)) {
+        deadline = G->outer_deadline;
+        *seconds = G->outer_seconds;
+    }
+    return deadline;
+}
+
+void tml_budget_bound(lua_State *L, double deadline, double seconds) {
+    tml_group *G = tml_state_of(L)->group;
+    G->outer_deadline = seconds > 0 ? deadline : 0;
+    G->outer_seconds = seconds > 0 ? seconds : 0;
+}
+
+int tml_budget_share(lua_State *child, lua_State *parent) {
+    tml_state *C = tml_state_of(child);
+    tml_group *P = tml_state_of(parent)->group;
+    if (C->group == P) return 1;
+    if (C->borrowed || C->group->refs != 1) return 0;  // only a state's own, unshared group can be given up
+    size_t share = C->lua_bytes + C->host_bytes;
+    if (P->used > P->limit || share > P->limit - P->used) return 0;
+    free(C->group);
+    C->group = P;
+    C->borrowed = 1;
+    P->refs++;
+    P->used += share;
+    if (P->used > P->peak) P->peak = P->used;
+    // The parent's budget may have tripped already: the child then stops at its first hook.
+    if (P->tripped) lua_sethook(child, tml_hook, LUA_MASKCOUNT, 1);
+    return 1;
 }
 
 void tml_budget_arm(lua_State *L, uint64_t instruction_limit, double seconds) {
     tml_state *S = tml_state_of(L);
-    S->instruction_limit = instruction_limit;
-    S->instructions = 0;
-    S->seconds = seconds > 0 ? seconds : 0;
-    S->deadline = seconds > 0 ? tml_now() + seconds : 0;
-    S->tripped = TML_TRIP_NONE;
+    if (S->borrowed) return;  // the owner's budget runs on
+    tml_group *G = S->group;
+    G->instruction_limit = instruction_limit;
+    G->instructions = 0;
+    G->seconds = seconds > 0 ? seconds : 0;
+    G->deadline = seconds > 0 ? tml_now() + seconds : 0;
+    G->tripped = TML_TRIP_NONE;
     lua_sethook(L, tml_hook, LUA_MASKCOUNT, TML_HOOK_PERIOD);
 }
 
 void tml_budget_save(lua_State *L, tml_budget *out) {
-    tml_state *S = tml_state_of(L);
-    out->instruction_limit = S->instruction_limit;
-    out->instructions = S->instructions;
-    out->seconds = S->seconds;
-    out->remaining = S->seconds > 0 ? S->deadline - tml_now() : 0;
-    out->tripped = S->tripped;
+    tml_group *G = tml_state_of(L)->group;
+    out->instruction_limit = G->instruction_limit;
+    out->instructions = G->instructions;
+    out->seconds = G->seconds;
+    out->remaining = G->seconds > 0 ? G->deadline - tml_now() : 0;
+    out->tripped = G->tripped;
+    out->tripped_seconds = G->tripped_seconds;
 }
 
 void tml_budget_restore(lua_State *L, const tml_budget *saved) {
     tml_state *S = tml_state_of(L);
-    S->instruction_limit = saved->instruction_limit;
-    S->instructions = saved->instructions;
-    S->seconds = saved->seconds;
-    S->deadline = saved->seconds > 0 ? tml_now() + saved->remaining : 0;
-    S->tripped = saved->tripped;
+    if (S->borrowed) return;
+    tml_group *G = S->group;
+    G->instruction_limit = saved->instruction_limit;
+    G->instructions = saved->instructions;
+    G->seconds = saved->seconds;
+    G->deadline = saved->seconds > 0 ? tml_now() + saved->remaining : 0;
+    G->tripped = saved->tripped;
+    G->tripped_seconds = saved->tripped_seconds;
     lua_sethook(L, tml_hook, LUA_MASKCOUNT, saved->tripped ? 1 : TML_HOOK_PERIOD);
 }
 
-int tml_budget_tripped(lua_State *L) { return tml_state_of(L)->tripped; }
-uint64_t tml_budget_instructions(lua_State *L) { return tml_state_of(L)->instructions; }
+int tml_budget_tripped(lua_State *L) { return tml_state_of(L)->group->tripped; }
+uint64_t tml_budget_instructions(lua_State *L) { return tml_state_of(L)->group->instructions; }
 
 // MARK: - Open and close
 
@@ -225,13 +318,20 @@ static int init_k(lua_State *L) {
 lua_State *tml_open(size_t memory_limit, tml_callback dispatch, tml_object_fn retain, tml_object_fn release) {
     tml_state *S = (tml_state *)calloc(1, sizeof(tml_state));
     if (S == NULL) return NULL;
-    S->limit = memory_limit;
+    S->group = (tml_group *)calloc(1, sizeof(tml_group));
+    if (S->group == NULL) {
+        free(S);
+        return NULL;
+    }
+    S->group->limit = memory_limit;
+    S->group->refs = 1;
     S->dispatch = dispatch;
     S->retain = retain;
     S->release = release;
     S->handle_cache_ref = LUA_NOREF;
     lua_State *L = lua_newstate(tml_alloc, S);
     if (L == NULL) {
+        free(S->group);
         free(S);
         return NULL;
     }
@@ -239,6 +339,7 @@ lua_State *tml_open(size_t memory_limit, tml_callback dispatch, tml_object_fn re
     lua_sethook(L, tml_hook, LUA_MASKCOUNT, TML_HOOK_PERIOD);
     if (protect(L, init_k, 0, 0) != LUA_OK) {
         lua_close(L);
+        free(S->group);
         free(S);
         return NULL;
     }
@@ -248,6 +349,10 @@ lua_State *tml_open(size_t memory_limit, tml_callback dispatch, tml_object_fn re
 void tml_close(lua_State *L) {
     tml_state *S = tml_state_of(L);
     lua_close(L);  // runs the handles' __gc, releasing their host objects
+    tml_group *G = S->group;
+    tml_sub_host(S, S->host_bytes);  // host bytes accounted without a handle and never given back
+    G->used -= S->lua_bytes;         // 0 after lua_close; kept for safety
+    if (--G->refs == 0) free(G);
     free(S);
 }
 
@@ -350,7 +455,7 @@ static void release_handle(tml_state *S, tml_handle *h) {
     h->object = NULL;
     size_t bytes = (size_t)h->host_bytes;
     h->host_bytes = 0;
-    S->host_bytes = S->host_bytes > bytes ? S->host_bytes - bytes : 0;
+    tml_sub_host(S, bytes);
     S->release(object);
 }
 
@@ -379,8 +484,7 @@ static void push_handle(lua_State *L, const tml_value *v) {
     h->object = (void *)v->pointer;
     if (v->b > 0) {
         h->host_bytes = v->b;
-        S->host_bytes += (size_t)v->b;
-        if (S->lua_bytes + S->host_bytes > S->peak) S->peak = S->lua_bytes + S->host_bytes;
+        tml_add_host(S, (size_t)v->b);
     }
     lua_pushvalue(L, -1);
     lua_rawsetp(L, -3, v->pointer);
@@ -687,7 +791,7 @@ static int handle_tostring(lua_State *L) {
     tml_handle *h = tml_handle_peek(L, 1);
     const char *name = handle_type_name(L, 1);
     if (h == NULL || h->object == NULL) lua_pushfstring(L, "%s (freed)", name);
-    else lua_pushfstring(L, "%s: %p", name, h->object);
+    else tml_push_value_name(L, 1, name);  // not the object's address: that differs from run to run
     return 1;
 }
 

@@ -73,7 +73,10 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
     public static var defaultThreads: Int { Swift.max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// Trains every model; returns one result per model, in order. `threads` is capped by the number of groups.
-    public func run(threads: Int = LockstepTrainer.defaultThreads) -> [TrainingResult] {
+    /// `shouldStop` (optional, called from the worker threads before every step of every group, so it must be
+    /// thread-safe) cancels: each group then ends at its current step and its models keep the parameters reached;
+    /// the caller reports the cancellation. It only reads, so a run it never stops is unchanged, bit for bit.
+    public func run(threads: Int = LockstepTrainer.defaultThreads, shouldStop: (@Sendable () -> Bool)? = nil) -> [TrainingResult] {
         let width = LockstepGroup.width
         let groups = (models.count + width - 1) / width
         guard groups > 0 else { return [] }
@@ -85,14 +88,14 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
         results.withUnsafeMutableBufferPointer { out in
             let out = UnsafeSendable(out)
             if workers == 1 {
-                for g in 0..<groups { runGroup(g, into: out.value) }
+                for g in 0..<groups { runGroup(g, into: out.value, shouldStop: shouldStop) }
             } else {
                 let queue = GroupQueue()
                 DispatchQueue.concurrentPerform(iterations: workers) { _ in
                     while true {
                         let g = queue.take()
                         if g >= groups { break }
-                        self.runGroup(g, into: out.value)
+                        self.runGroup(g, into: out.value, shouldStop: shouldStop)
                     }
                 }
             }
@@ -101,7 +104,7 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
     }
 
     /// Trains group `g` (models 8g ..< 8g + 8) and writes its results into `out` (distinct indices per group).
-    func runGroup(_ g: Int, into out: UnsafeMutableBufferPointer<TrainingResult>) {
+    func runGroup(_ g: Int, into out: UnsafeMutableBufferPointer<TrainingResult>, shouldStop: (@Sendable () -> Bool)? = nil) {
         let start = DispatchTime.now().uptimeNanoseconds
         let width = LockstepGroup.width
         let first = g * width
@@ -160,6 +163,7 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
 
         var t = 0
         while t < steps && activeCount > 0 {
+            if let shouldStop, shouldStop() { break }
             let base = config.learningRate * config.schedule.factor(step: t, of: steps)
             let shared = AdamWCoefficients(
                 step: t + 1, lr: base, beta1: config.beta1, beta2: config.beta2, eps: config.epsilon,

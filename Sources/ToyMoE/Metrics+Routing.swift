@@ -310,7 +310,9 @@ extension Metrics {
             model, inputs: try drawInputs(model, baseDistribution, samples: batch, rng: &rng, context: context))
         let experts = model.expertMatrices()
         var result: [ExpertUsage] = []
+        let stop = shouldStop
         for e in 0..<model.expertCount {
+            if let stop, stop() { break }  // cancelled: the caller discards the partial result
             let M = monosemanticFeatures(experts[e], threshold: threshold, minimumNorm: minimumNorm)
             var clamped: Double? = nil
             var only: Double? = nil

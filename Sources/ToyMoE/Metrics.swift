@@ -16,6 +16,13 @@ public enum Metrics {
     public static let interferenceEpsilon = 1e-5
     /// Norm (and denominator) guard of the feature-dimensionality helper (SPEC §6.4).
     public static let dimensionalityGuard = 1e-8
+
+    /// Optional cancellation of the O(n²·m) metrics (gram, interference, polysemanticity, superposition, feature
+    /// dimensionality, geometry), asked once per feature row; bind it with `Metrics.$shouldStop.withValue`. Once it
+    /// answers true the remaining rows are skipped, so the result is meaningless: the caller must discard it and
+    /// report the cancellation (the Lua bindings do: the script's deadline). It only reads, so a computation it
+    /// never stops is unchanged. Task-local (and so thread-local outside tasks): no cost to other threads.
+    @TaskLocal public static var shouldStop: (@Sendable () -> Bool)?
 }
 
 // MARK: - Small linear-algebra helpers
@@ -41,7 +48,9 @@ extension Metrics {
         _ = columnCount(W)
         let n = W.count
         var g = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
+        let stop = shouldStop
         for i in 0..<n {
+            if let stop, stop() { break }
             for j in i..<n {
                 let v = dot(W[i], W[j])
                 g[i][j] = v
@@ -85,7 +94,9 @@ extension Metrics {
         let g = gram(W)
         let n = W.count
         var iota = g
+        let stop = shouldStop
         for i in 0..<n {
+            if let stop, stop() { break }
             let scale = 1 / (interferenceEpsilon + g[i][i].squareRoot())
             for j in 0..<n { iota[i][j] = j == i ? 0 : g[i][j] * scale }
         }
@@ -100,7 +111,11 @@ extension Metrics {
     /// - Parameter W: n × m, rows are features.
     /// - Returns: n values ≥ 0. Orthogonal rows give 0; a unit antipodal pair gives 1/(1 + 1e-5) each.
     public static func polysemanticity(_ W: [[Double]]) -> [Double] {
-        interference(W).map { row in row.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        let stop = shouldStop
+        return interference(W).map { row in
+            if let stop, stop() { return 0 }
+            return row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        }
     }
 
     /// Indices of the monosemantic features: {i : q_i < threshold} (strict), optionally also requiring
@@ -164,7 +179,9 @@ extension Metrics {
     static func projectionEnergy(_ W: [[Double]], includeSelf: Bool, zeroBelow: Double) -> [Double] {
         _ = columnCount(W)
         let unit = unitRows(W, zeroBelow: zeroBelow)
+        let stop = shouldStop
         return (0..<W.count).map { i in
+            if let stop, stop() { return 0 }
             var s = 0.0
             for j in 0..<W.count where includeSelf || j != i {
                 let p = dot(unit[i], W[j])

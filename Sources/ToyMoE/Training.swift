@@ -372,7 +372,12 @@ public final class Trainer {
     /// - Parameters:
     ///   - hookEvery: call `hook` every this many steps (step % hookEvery == 0) and at the last step.
     ///   - hook: optional; receives the step's info and the model (read it, don't resize it). No per-step cost when nil.
-    public func run(hookEvery: Int = 100, hook: ((StepInfo, Model) -> HookAction)? = nil) -> TrainingResult {
+    ///   - shouldStop: optional cancellation (e.g. a script's deadline), asked before every step; when it answers
+    ///     true, training ends there and the result covers the steps taken (the caller reports the cancellation).
+    ///     It only reads, so a run it never stops is the same, bit for bit, as one without it. No cost when nil.
+    public func run(
+        hookEvery: Int = 100, hook: ((StepInfo, Model) -> HookAction)? = nil, shouldStop: (() -> Bool)? = nil
+    ) -> TrainingResult {
         let start = DispatchTime.now().uptimeNanoseconds
         var history: [Double] = []
         var historySteps: [Int] = []
@@ -386,6 +391,7 @@ public final class Trainer {
         var divergence: (Int, String)? = nil
         let every = Swift.max(1, hookEvery)
         while stepsTaken < config.steps {
+            if let shouldStop, shouldStop() { break }
             last = step()
             let t = last.step
             let isLast = stepsTaken == config.steps

@@ -1,3 +1,4 @@
+import CLuaShim
 import Foundation
 import ToyMoE
 import ToyMoEIO
@@ -26,7 +27,14 @@ extension Bindings {
                 }
             } catch let e as LuaCallError { throw e } catch { throw LuaCallError("\(name): \(error)") }
         }
-        func lua(_ a: NpyArray, _ name: String) throws(LuaCallError) -> LuaValue {
+        func lua(_ a: NpyArray, _ name: String, alsoLive: Int = 0) throws(LuaCallError) -> LuaValue {
+            // Declared size first: the array's doubles, the LuaValue tree, the push tape and the Lua tables it
+            // becomes all exist before the Lua allocator sees the last of them.
+            do throws(LuaCallError) {
+                try rt.ensureHostCapacity(HostCost.sum(alsoLive, a.data.count, HostCost.loadedNumbers(a.count)))
+            } catch {
+                throw LuaCallError("\(name): \(a.count) numbers are too many to load: \(error.text)")
+            }
             let values: [Double]
             do { values = try a.asFloat64() } catch { throw LuaCallError("\(name): \(error)") }
             if a.shape.isEmpty { return .number(values.first ?? .nan) }
@@ -39,9 +47,15 @@ extension Bindings {
                 try body()
             } catch { throw LuaCallError("cannot write '\(url.lastPathComponent)': \(error)") }
         }
-        func read<T>(_ url: URL, _ body: () throws -> T) throws(LuaCallError) -> T {
+        /// Reads a file whose parsing needs `perByte` bytes of host memory per file byte (its buffers and what
+        /// is parsed from them), after checking that this fits under the memory limit: nothing is read otherwise.
+        func read<T>(_ url: URL, perByte: Int, _ body: () throws -> T) throws(LuaCallError) -> T {
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw LuaCallError("file '\(url.lastPathComponent)' does not exist (\(url.path))")
+            }
+            let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+            do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.product(size, perByte)) } catch {
+                throw LuaCallError("'\(url.lastPathComponent)' (\(LuaRuntime.formatBytes(size))) is too large to load: \(error.text)")
             }
             do { return try body() } catch { throw LuaCallError("cannot read '\(url.lastPathComponent)': \(error)") }
         }
@@ -54,13 +68,20 @@ extension Bindings {
         try rt.register(module: "toymoe", functions: [
             "save_npy": { args in
                 let url = try ctx.resolve(try args.string(1, "file"))
-                let a = try array(try args.value(2, "array"), "array", dtype: try dtype(args, 3))
+                let value = try args.value(2, "array")
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.savedNumbers(value)) } catch {
+                    throw args.argumentError("array", "too large to save: \(error.text)")
+                }
+                let a = try array(value, "array", dtype: try dtype(args, 3))
                 try write(url) { try a.write(to: url) }
                 return []
             },
             "save_npz": { args in
                 let url = try ctx.resolve(try args.string(1, "file"))
                 let table = try args.table(2, "arrays")
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.savedNumbers(.table(table))) } catch {
+                    throw args.argumentError("arrays", "too large to save: \(error.text)")
+                }
                 let kind = try dtype(args, 3)
                 var arrays: [(String, NpyArray)] = []
                 for (k, v) in table.sortedEntries {
@@ -72,25 +93,36 @@ extension Bindings {
             },
             "load_npy": { args in
                 let url = try ctx.resolve(try args.string(1, "file"), .read)
-                let a = try read(url) { try NpyArray(contentsOf: url) }
+                let a = try read(url, perByte: HostCost.npyReadPerByte) { try NpyArray(contentsOf: url) }
                 return [try lua(a, url.lastPathComponent)]
             },
             "load_npz": { args in
                 let url = try ctx.resolve(try args.string(1, "file"), .read)
-                let archive = try read(url) { try Npz.read(contentsOf: url) }
+                let archive = try read(url, perByte: HostCost.npzReadPerByte) { try Npz.read(contentsOf: url) }
                 var t = LuaTable()
-                for (name, a) in archive.entries { t.hash[.string(name)] = try lua(a, name) }
+                var converted = archive.entries.reduce(0) { $0 + $1.array.data.count }  // the archive stays alive
+                for (name, a) in archive.entries {
+                    t.hash[.string(name)] = try lua(a, name, alsoLive: converted)
+                    converted = HostCost.sum(converted, HostCost.loadedNumbers(a.count))
+                }
                 return [.table(t)]
             },
             "save_json": { args in
                 let url = try ctx.resolve(try args.string(1, "file"))
-                let json = try JSONBridge.json(try args.value(2, "value"), "value")
+                let value = try args.value(2, "value")
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.savedJSON(value)) } catch {
+                    throw args.argumentError("value", "too large to save: \(error.text)")
+                }
+                let json = try JSONBridge.json(value, "value")
                 try write(url) { try json.write(to: url) }
                 return []
             },
             "load_json": { args in
                 let url = try ctx.resolve(try args.string(1, "file"), .read)
-                let json = try read(url) { try JSONValue(contentsOf: url) }
+                let json = try read(url, perByte: HostCost.jsonReadPerByte) { try JSONValue(contentsOf: url) }
+                do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.loadedJSON(json)) } catch {
+                    throw LuaCallError("'\(url.lastPathComponent)' is too large to load: \(error.text)")
+                }
                 return [JSONBridge.lua(json)]
             },
         ])
@@ -98,15 +130,23 @@ extension Bindings {
 
     // MARK: Running other scripts
 
+    /// Most `toymoe.run_script` levels one run may nest (the CLI's script is level 0).
+    static let maxScriptNesting = 16
+
     /// `toymoe.run_script{script = "fig1_dense.lua", out = "fig1", params = {scale = "quick"}}` runs another
     /// script in a fresh state (same seed, jobs and limits) into a subdirectory of this run's output and returns
     /// its result table. Scripts are found relative to the calling script's directory and must lie under that
-    /// directory's parent (the bundled `scripts/` tree): the sandbox still reads no other files.
+    /// directory's parent (the bundled `scripts/` tree): the sandbox still reads no other files. The nested run
+    /// draws from this run's budget (memory, instructions, deadline), and at most `maxScriptNesting` levels nest.
     static func installRunScript(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
         try rt.register(module: "toymoe", functions: [
             "run_script": { args in
                 let opts = try OptionTable("toymoe.run_script", try args.table(1, "options"), known: ["script", "out", "params"])
                 guard let parent = ctx.runOptions else { throw LuaCallError("not available inside a sweep's run") }
+                // Each level nests a Lua state and several native frames: bound the depth before the stack is.
+                guard parent.nestingDepth < maxScriptNesting else {
+                    throw LuaCallError("nesting depth limit reached: \(maxScriptNesting) scripts already run inside one another (does a script run itself?)")
+                }
                 guard let name = opts.value("script").stringValue, name.hasSuffix(".lua"), !name.hasPrefix("/") else {
                     throw opts.fail("script", "a relative path to a .lua file", opts.value("script"))
                 }
@@ -147,6 +187,9 @@ extension Bindings {
                 o.out = out
                 o.params = params
                 o.resume = parent.resume
+                o.nestingDepth = parent.nestingDepth + 1
+                o.budgetParent = RuntimeLink(rt)  // one budget for the whole run: the nested script draws from this one's
+                o.outerDeadline = nil
                 do {
                     let outcome = try ScriptRunner.run(o)
                     return [outcome.result.map { JSONBridge.lua($0) } ?? .nil]
@@ -246,5 +289,107 @@ extension Bindings {
                 return []
             }
         ])
+    }
+}
+
+/// Host memory the file bindings need beyond what the memory limit already counts, checked (with
+/// `LuaRuntime.ensureHostCapacity`) before the buffers are made, so that a file or a table too large for the limit is
+/// refused with a clean error instead of growing the process. The per-element figures are the sizes of the
+/// structures involved; array growth can double them, which the factor 2 on Swift arrays covers.
+enum HostCost {
+    /// Per value of a LuaValue tree (Swift array of enums, growth slack included).
+    static let luaValue = 2 * MemoryLayout<LuaValue>.stride
+    /// Per node of the tape that pushes results into Lua (`tml_value`), growth slack included.
+    static let tapeNode = 2 * MemoryLayout<tml_value>.stride
+    /// Per value once in Lua (a 16-byte TValue in a table's array part, plus table headers amortized).
+    static let luaSlot = 24
+    /// Per JSON value parsed (enum in a Swift array or ordered object, growth slack included).
+    static let jsonValue = 2 * MemoryLayout<JSONValue>.stride + 16
+
+    /// .npy: the file's bytes, the copy parsed from them and the array's payload.
+    static let npyReadPerByte = 3
+    /// .npz: the file's bytes, a copy, each member's payload and the array parsed from it.
+    static let npzReadPerByte = 4
+    /// JSON: the file's bytes, a copy, and the parsed tree. The densest JSON ("[1,1,1,...]") has one value per two
+    /// bytes; strings and keys are at most their own size again.
+    static let jsonReadPerByte = 2 + (jsonValue + 1) / 2
+
+    /// Loading n numbers into Lua: doubles, the LuaValue tree, the tape, the Lua tables.
+    static func loadedNumbers(_ n: Int) -> Int { product(n, 8 + luaValue + tapeNode + luaSlot) }
+
+    /// Loading a parsed JSON tree into Lua: the tree (still alive), the LuaValue tree, the tape, the Lua tables.
+    static func loadedJSON(_ json: JSONValue) -> Int {
+        let (values, bytes) = measure(json)
+        return sum(product(values, jsonValue + luaValue + tapeNode + luaSlot), product(bytes, 3))
+    }
+
+    /// Saving a LuaValue tree of numbers as .npy/.npz: the tree (alive), the flattened doubles (inferred
+    /// twice over while nesting), the typed array, its file bytes and their copy.
+    static func savedNumbers(_ value: LuaValue) -> Int {
+        product(count(value).values, luaValue + 5 * 8)
+    }
+
+    /// Saving a LuaValue tree as JSON: the tree (alive), the JSON tree, and the text (at most 26 bytes per number,
+    /// strings escaped at most six-fold) written through a copy.
+    static func savedJSON(_ value: LuaValue) -> Int {
+        let (values, bytes) = count(value)
+        return sum(product(values, luaValue + jsonValue + 2 * 26), product(bytes, 2 * 6))
+    }
+
+    static func count(_ v: LuaValue) -> (values: Int, bytes: Int) {
+        switch v {
+        case .string(let s): return (1, s.utf8.count)
+        case .table(let t):
+            var total = (values: 1, bytes: 0)
+            for x in t.array {
+                let c = count(x)
+                total = (total.values + c.values, total.bytes + c.bytes)
+            }
+            for (k, x) in t.hash {
+                let c = count(x)
+                var keyBytes = 0
+                if case .string(let s) = k { keyBytes = s.utf8.count }
+                total = (total.values + c.values + 1, total.bytes + c.bytes + keyBytes)
+            }
+            return total
+        default: return (1, 0)
+        }
+    }
+
+    static func measure(_ j: JSONValue) -> (values: Int, bytes: Int) {
+        switch j {
+        case .string(let s): return (1, s.utf8.count)
+        case .array(let a):
+            var total = (values: 1, bytes: 0)
+            for x in a {
+                let c = measure(x)
+                total = (total.values + c.values, total.bytes + c.bytes)
+            }
+            return total
+        case .object(let o):
+            var total = (values: 1, bytes: 0)
+            for (k, x) in o.entries {
+                let c = measure(x)
+                total = (total.values + c.values + 1, total.bytes + c.bytes + k.utf8.count)
+            }
+            return total
+        default: return (1, 0)
+        }
+    }
+
+    /// Saturating arithmetic: a size that overflows is simply too large.
+    static func product(_ a: Int, _ b: Int) -> Int {
+        let (r, o) = a.multipliedReportingOverflow(by: b)
+        return o || r < 0 ? Int.max : r
+    }
+
+    static func sum(_ values: Int...) -> Int {
+        var total = 0
+        for v in values {
+            let (r, o) = total.addingReportingOverflow(v)
+            if o { return Int.max }
+            total = r
+        }
+        return total
     }
 }

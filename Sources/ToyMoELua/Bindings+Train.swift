@@ -33,8 +33,10 @@ extension Bindings {
 
                 var hookError: LuaError?
                 let result: TrainingResult
+                // The script's deadline stops the training between steps (the count hook cannot: no Lua runs).
+                let shouldStop = rt.deadlineCheck()
                 if let hook {
-                    result = trainer.run(hookEvery: hookEvery) { info, model in
+                    result = trainer.run(hookEvery: hookEvery, hook: { info, model in
                         do throws(LuaError) {
                             let out = try rt.call(hook, [
                                 .integer(Int64(info.step + 1)), .number(info.loss), .number(info.learningRate), .userdata(model),
@@ -45,11 +47,12 @@ extension Bindings {
                             hookError = error
                             return .stop
                         }
-                    }
+                    }, shouldStop: shouldStop)
                 } else {
-                    result = trainer.run()
+                    result = trainer.run(shouldStop: shouldStop)
                 }
                 if let hookError { throw hookError }
+                if let e = rt.budgetExceeded() { throw e }
                 ctx.onSteps?(result.stepsRun)
                 if !ctx.isWorker {
                     ctx.trainings.append(.object([
@@ -91,7 +94,8 @@ extension Bindings {
                     let perGroup = cfg.batchSize * (m.featureCount + m.expertCount + 3 * m.activeExpertCount) * 32 + m.layout.count * 128
                     try rt.ensureHostCapacity(groups * perGroup)
                 }
-                let results = trainer.run(threads: threads)
+                let results = trainer.run(threads: threads, shouldStop: rt.deadlineCheck())
+                if let e = rt.budgetExceeded() { throw e }
                 for (i, result) in results.enumerated() {
                     ctx.onSteps?(result.stepsRun)
                     if !ctx.isWorker {
@@ -244,15 +248,28 @@ extension Bindings {
         func engine<T>(_ body: () throws -> T) throws(LuaCallError) -> T {
             do { return try body() } catch { throw LuaCallError(engineMessage(error)) }
         }
+        /// The matrix a quadratic metric computed, unless the deadline passed meanwhile (then it is partial, and
+        /// turning its n² entries into Lua values would only take more time).
+        func checked(_ m: [[Double]]) throws(LuaCallError) -> [[Double]] {
+            if let e = rt.budgetExceeded() { throw e }
+            return m
+        }
         let M = "toymoe.metrics"
-        try rt.register(module: M, functions: [
+        // Every metric runs under the script's deadline: the quadratic ones stop between feature rows (then
+        // the dispatcher reports the time limit instead of the partial result).
+        func underDeadline(_ functions: [String: LuaFunction]) -> [String: LuaFunction] {
+            functions.mapValues { body in
+                { args in try Metrics.$shouldStop.withValue(rt.deadlineCheck()) { try body(args) } }
+            }
+        }
+        try rt.register(module: M, functions: underDeadline([
             "feature_norms": { args in [Tensor.list(Metrics.featureNorms(try matrix(args)))] },
-            "interference": { args in [Tensor.matrix(Metrics.interference(try matrix(args)))] },
+            "interference": { args in [Tensor.matrix(try checked(Metrics.interference(try matrix(args))))] },
             "polysemanticity": { args in [Tensor.list(Metrics.polysemanticity(try matrix(args)))] },
             "superposition_score": { args in [Tensor.list(Metrics.superpositionScore(try matrix(args)))] },
             "feature_dimensionality": { args in [Tensor.list(Metrics.featureDimensionality(try matrix(args)))] },
             "dimensions_per_feature": { args in [.number(Metrics.dimensionsPerFeature(try matrix(args)))] },
-            "gram": { args in [Tensor.matrix(Metrics.gram(try matrix(args)))] },
+            "gram": { args in [Tensor.matrix(try checked(Metrics.gram(try matrix(args))))] },
             "geometry": { args in
                 let g = Metrics.geometrySummary(try matrix(args))
                 return [.table(LuaTable(hash: [
@@ -345,7 +362,7 @@ extension Bindings {
                     .string("experts"): Tensor.list(map.experts.map { $0 + 1 }),
                 ]))]
             },
-        ])
+        ]))
     }
 }
 

@@ -32,7 +32,12 @@ struct HandleType {
 /// Why a value could not be converted.
 struct LuaConversionError: Error {
     var message: String
-    init(_ message: String) { self.message = message }
+    /// The value did not fit under the memory limit: reported as Lua's own memory error.
+    var isMemory = false
+    init(_ message: String, isMemory: Bool = false) {
+        self.message = message
+        self.isMemory = isMemory
+    }
 }
 
 extension LuaRuntime {
@@ -55,6 +60,11 @@ extension LuaRuntime {
         } catch {
             return raise("\(box.name): \(error)", on: L, prefixLocation: true)
         }
+        // A host call that ran past the deadline ends with the budget's error, not its results: whatever it
+        // computed, the script must not go on (long calls also check while they run).
+        if let error = budgetExceeded() {
+            return raise(error.message(in: box.name), on: L, prefixLocation: error.needsLocation)
+        }
         do throws(LuaConversionError) {
             let status = try pushValues(L, results)
             switch status {
@@ -63,6 +73,8 @@ extension LuaRuntime {
             default: return Int32(TML_RAISE_VALUE)  // the error value (e.g. a memory error) is on top
             }
         } catch {
+            // Too large for the memory limit: the same error as when Lua's allocator refuses (kind .memory).
+            if error.isMemory { return raise("not enough memory", on: L, prefixLocation: false) }
             return raise("\(box.name): cannot return a value to Lua: \(error.message)", on: L, prefixLocation: true)
         }
     }
@@ -150,6 +162,12 @@ struct ValueTape {
                 throw LuaConversionError("table nested more than \(runtime.options.conversionDepthLimit) levels deep")
             }
             node(Int(TML_VTABLE), a: Int64(t.array.count), b: Int64(t.hash.count))
+            if nodes.count & 0xFFFF < 1 + t.array.count + 2 * t.hash.count {  // about every 64Ki nodes
+                let needed = HostCost.product(nodes.count + t.array.count + 2 * t.hash.count, HostCost.tapeNode)
+                do throws(LuaCallError) { try runtime.ensureHostCapacity(needed) } catch {
+                    throw LuaConversionError("value too large for the memory limit: \(error.text)", isMemory: true)
+                }
+            }
             for v in t.array { try append(v, depth: depth + 1) }
             for (k, v) in t.hash {
                 if case .number(let d) = k, d.isNaN { throw LuaConversionError("a table key is NaN") }
@@ -283,6 +301,14 @@ struct StackReader {
         remaining -= 1
         if remaining < 0 {
             throw LuaConversionError("value too large (more than \(runtime.options.conversionElementLimit) elements)")
+        }
+        // The tree being built is host memory the Lua allocator does not see: every 64Ki values, check that what
+        // it has reached still fits under the memory limit (a table of millions of entries is refused early).
+        let converted = runtime.options.conversionElementLimit - remaining
+        if converted & 0xFFFF == 0 {
+            do throws(LuaCallError) { try runtime.ensureHostCapacity(HostCost.product(converted, HostCost.luaValue)) } catch {
+                throw LuaConversionError("value too large for the memory limit (\(converted) values so far): \(error.text)")
+            }
         }
     }
 }

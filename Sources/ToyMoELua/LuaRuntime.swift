@@ -70,6 +70,9 @@ public struct LuaBudget: Sendable, Equatable {
 ///   `Options`).
 /// - Limits: one memory limit for Lua's heap plus the host bytes that bindings account; an instruction budget and
 ///   a time limit per top-level `run`/`call` (re-armed by the host only: a script cannot catch its way past them).
+///   A runtime may share another's budget (`shareBudget(with:)`, for nested scripts); long host functions check the
+///   deadline themselves (`budgetExceeded()`, `deadlineCheck()`), and every host call that returns after it reports
+///   the time limit instead of its result.
 /// - Threads: a runtime and every value it hands out belong to the thread that created it. Use one per worker.
 public final class LuaRuntime {
     /// Configuration fixed at creation (limits can also be changed later through the properties below).
@@ -217,7 +220,20 @@ public final class LuaRuntime {
         """
 
     deinit {
-        tml_close(state)  // runs the handles' finalizers, releasing their host objects
+        if !isClosed { tml_close(state) }  // runs the handles' finalizers, releasing their host objects
+    }
+
+    /// Whether `close()` ran.
+    public private(set) var isClosed = false
+
+    /// Closes the Lua state now (running the handles' finalizers, which release their host objects, and giving
+    /// its memory back to the budget it drew from) and drops the host functions, which may capture this runtime.
+    /// Nothing may use the runtime afterwards (an owner that knows the run is over calls it: `ScriptRunner`).
+    public func close() {
+        guard !isClosed, activeCalls == 0 else { return }
+        isClosed = true
+        tml_close(state)
+        callbacks.removeAll()
     }
 
     // MARK: - Running code
@@ -350,7 +366,7 @@ public final class LuaRuntime {
     /// accounting them: call it before building a host object whose handle will account its size.
     public func ensureHostCapacity(_ bytes: Int) throws(LuaCallError) {
         func fits() -> Bool {
-            let used = tml_memory_used(state) + tml_host_bytes(state)
+            let used = tml_memory_total(state)
             return bytes <= 0 || (used <= memoryLimit && bytes <= memoryLimit - used)
         }
         if fits() { return }
@@ -360,7 +376,57 @@ public final class LuaRuntime {
 
     private func hostMemoryError(_ bytes: Int) -> LuaCallError {
         .verbatim("not enough memory: \(LuaRuntime.formatBytes(bytes)) more would exceed the memory limit of "
-            + "\(LuaRuntime.formatBytes(memoryLimit)) (in use: \(LuaRuntime.formatBytes(memoryUsed + hostBytes)))")
+            + "\(LuaRuntime.formatBytes(memoryLimit)) (in use: \(LuaRuntime.formatBytes(tml_memory_total(state))))")
+    }
+
+    // MARK: - Shared budgets and long host calls
+
+    /// Makes this (fresh) runtime draw from `parent`'s budget: one memory limit for both states' heaps and host
+    /// bytes, and the parent's running instruction count and deadline, which this runtime's `run`/`call` then do
+    /// not re-arm. Both runtimes must live on the same thread. Used by `toymoe.run_script`, so that one budget
+    /// covers everything a run starts. Throws a memory error if this runtime's state does not fit in what is left.
+    public func shareBudget(with parent: LuaRuntime) throws(LuaError) {
+        guard tml_budget_share(state, parent.state) != 0 else {
+            throw LuaError(kind: .memory, message: "not enough memory: a new Lua state does not fit in what is left of the memory limit of \(LuaRuntime.formatBytes(parent.memoryLimit))")
+        }
+    }
+
+    /// The earliest deadline bounding this runtime's budget now (`tml_now()` seconds) and its limit as given;
+    /// seconds is 0 when none does.
+    public var deadlineBound: (deadline: Double, seconds: Double) {
+        var seconds = 0.0
+        let deadline = tml_budget_deadline(state, &seconds)
+        return (deadline, seconds)
+    }
+
+    /// Also bounds this runtime's budget by a deadline from elsewhere (see `deadlineBound`), e.g. a sweep worker of
+    /// a nested script by the run that started the script: it stops when either its own limit or this one passes.
+    public func bound(deadline: Double, seconds: Double) {
+        tml_budget_bound(state, deadline, seconds)
+    }
+
+    /// Lua heaps plus host bytes of every runtime sharing this runtime's budget.
+    public var budgetMemoryUsed: Int { tml_memory_total(state) }
+
+    /// For long host calls (training, metrics, loaders): checks the deadline now and returns the budget's error
+    /// ("time limit of 2 s exceeded") if it has passed or the budget had tripped, else nil. Once tripped, the
+    /// script stops at its next instruction even if it catches the host function's error.
+    public func budgetExceeded() -> LuaCallError? {
+        guard tml_budget_check(current) != 0 else { return nil }
+        var buffer = [CChar](repeating: 0, count: 128)
+        _ = tml_budget_message(current, &buffer, buffer.count)
+        return LuaCallError(String(cString: buffer))
+    }
+
+    /// A thread-safe check of the running budget's deadline for host work that runs off the Lua thread or must
+    /// stay cheap (a training step): true once the deadline has passed. nil when no deadline bounds the budget.
+    /// After it returns true, call `budgetExceeded()` on the runtime's thread to trip the budget and get the error.
+    public func deadlineCheck() -> (@Sendable () -> Bool)? {
+        var seconds = 0.0
+        let deadline = tml_budget_deadline(current, &seconds)
+        if tml_budget_tripped(current) != 0 { return { true } }
+        guard seconds > 0 else { return nil }
+        return { tml_now() > deadline }
     }
 
     // MARK: - Internals shared by the extensions
@@ -368,6 +434,7 @@ public final class LuaRuntime {
     /// Every host → Lua entry: frees dropped references, arms the budget for a top-level `run`/`call`, and restores
     /// the stack afterwards.
     func enter<T>(arm: Bool, _ body: (OpaquePointer) throws(LuaError) -> T) throws(LuaError) -> T {
+        if isClosed { throw LuaError(kind: .runtime, message: "the Lua runtime was closed") }
         drainPendingReleases()
         let L = current
         if arm && activeCalls == 0 {
@@ -474,6 +541,7 @@ public final class LuaRuntime {
 
     /// Frees a registry reference now (on the runtime's thread).
     func releaseReference(_ reference: Int32) {
+        if isClosed { return }  // the registry went with the state
         tml_unref(current, reference)
     }
 

@@ -14,7 +14,8 @@ public struct ScriptRunOptions: Sendable {
     public var resume: Bool
     public var shard: (index: Int, count: Int)
     public var quiet: Bool
-    /// Bytes, per Lua state, counting model buffers.
+    /// Bytes, counting model buffers: for the top level together with the scripts it runs (`toymoe.run_script`),
+    /// and for each sweep cell.
     public var memoryLimit: Int
     /// Seconds per phase (top level, each sweep cell); 0: none.
     public var timeLimit: Double
@@ -37,6 +38,15 @@ public struct ScriptRunOptions: Sendable {
         return b.allSatisfy { letter($0) || (0x30...0x39).contains($0) }
     }
 
+    /// How many `toymoe.run_script` calls enclose this run (0 for a run started by the CLI).
+    var nestingDepth = 0
+    /// The runtime of the script that started this one with `toymoe.run_script`: this run's states draw from its
+    /// budget (memory, instructions, deadline). nil for a run started by the CLI.
+    var budgetParent: RuntimeLink?
+    /// For a sweep declared by a nested script: the deadline of the run that started it (`tml_now()` seconds and
+    /// the limit as given), which bounds every cell besides the cell's own limit.
+    var outerDeadline: (deadline: Double, seconds: Double)?
+
     public init(
         script: URL, chunkName: String? = nil, params: [(String, String)] = [], out: URL, seed: UInt64 = 0,
         jobs: Int = 1, resume: Bool = false, shard: (index: Int, count: Int) = (0, 1), quiet: Bool = false,
@@ -58,6 +68,12 @@ public struct ScriptRunOptions: Sendable {
         self.commandLine = commandLine
         self.printSink = printSink
     }
+}
+
+/// Carries a runtime into `ScriptRunOptions` (which is Sendable): only the thread running that runtime reads it.
+final class RuntimeLink: @unchecked Sendable {
+    weak var runtime: LuaRuntime?
+    init(_ runtime: LuaRuntime) { self.runtime = runtime }
 }
 
 /// A script failed: the Lua error (`file:line: message` and traceback) or a host-side problem.
@@ -233,6 +249,13 @@ public enum ScriptRunner {
         var result: JSONValue?
         do {
             let rt = try makeRuntime(o, ctx)
+            // Bindings capture their runtime, so it never deinitializes by itself: close its state when the run
+            // ends (a nested script's memory goes back to the shared budget right away).
+            defer { rt.close() }
+            if let parent = o.budgetParent {
+                guard let p = parent.runtime else { throw ScriptRunError("the script that started this one has ended") }
+                try rt.shareBudget(with: p)
+            }
             let values = try rt.run(string: source, chunkName: chunk)
             if let first = values.first, case .table = first {
                 result = try JSONBridge.json(first, "the script's return value")
@@ -253,8 +276,15 @@ public enum ScriptRunner {
                     spec: declared.spec, root: o.out, seed: o.seed, jobs: o.jobs, shard: o.shard, resume: o.resume,
                     progress: progress, fingerprint: fingerprint,
                     allowMismatch: o.allowMismatch)
-                complete = try runner.run { _ in
-                    try LuaSweepWorker(options: o, source: source, chunk: chunk, runner: runner)
+                var workerOptions = o
+                if o.budgetParent != nil {
+                    // A nested script's sweep is part of the run that started it: its workers share what is left of
+                    // that run's memory limit, and its deadline bounds every cell.
+                    workerOptions.memoryLimit = max(0, rt.memoryLimit - rt.budgetMemoryUsed) / max(1, o.jobs)
+                    workerOptions.outerDeadline = rt.deadlineBound
+                }
+                complete = try runner.run { [workerOptions] _ in
+                    try LuaSweepWorker(options: workerOptions, source: source, chunk: chunk, runner: runner)
                 }
                 failures = runner.failures()
                 summaryWarnings = runner.summaryWarnings
@@ -369,6 +399,7 @@ final class LuaSweepWorker: SweepWorker {
     init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner) throws {
         context = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: true)
         runtime = try ScriptRunner.makeRuntime(o, context)
+        if let outer = o.outerDeadline { runtime.bound(deadline: outer.deadline, seconds: outer.seconds) }
         try runtime.run(string: source, chunkName: chunk)
         guard let declared = context.sweep else {
             throw ScriptRunError("\(chunk): the script declared a sweep at top level but not when run as a worker (is toymoe.sweep guarded by toymoe.is_worker?)")
@@ -380,7 +411,10 @@ final class LuaSweepWorker: SweepWorker {
             instructions: o.instructionLimit == 0 ? nil : o.instructionLimit, seconds: o.timeLimit > 0 ? o.timeLimit : nil)
     }
 
-    deinit { run.release() }
+    deinit {
+        run.release()
+        runtime.close()  // the bindings capture the runtime: without this its state would outlive the worker
+    }
 
     /// A result value as JSON, keeping NaN and ±Inf as numbers (the host stores them tagged; `JSONBridge` would
     /// make them null) and naming the offending path in errors (`run's result key 'f'[2]`).

@@ -44,10 +44,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Kernel implementation: auto or simd (the widest SIMD build this CPU runs), scalar (alias naive), simd-baseline, simd-avx2 or simd-avx512 (default: $TOYMOE_KERNELS, else auto). Recorded in provenance.json.")
     var kernels: String?
 
-    @Option(name: .customLong("memory-limit"), help: "Memory cap per Lua state in MiB, counting model buffers.")
+    @Option(name: .customLong("memory-limit"), help: "Memory cap in MiB, counting model buffers, for the script's top level (with the scripts it runs) and for each sweep cell (16 to 16777216).")
     var memoryLimit: Int = 2048
 
-    @Option(name: .customLong("time-limit"), help: "Wall-clock limit in seconds for the script's top level and for each sweep cell (0: none).")
+    @Option(name: .customLong("time-limit"), help: "Wall-clock limit in seconds for the script's top level (with the scripts it runs) and for each sweep cell; long host calls (training, metrics, sort, load) stop at it too (0: none).")
     var timeLimit: Double = 0
 
     @Option(name: .customLong("instruction-limit"), help: "Lua instruction budget for the top level and for each sweep cell (0: none).")
@@ -89,17 +89,29 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--kernels: \(e.message)")
         }
         if kernels == nil, let e = KernelVariant.environmentError { throw ValidationError(e.message) }
-        if jobs < 1 { throw ValidationError("--jobs: expected a positive integer, got \(jobs)") }
+        if jobs < 1 || jobs > Self.maxJobs {
+            throw ValidationError("--jobs: expected an integer in 1...\(Self.maxJobs), got \(jobs)")
+        }
         if let out, out.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--out: expected a directory, got an empty path (it would write into the current directory; write --out . to mean that)")
         }
-        if memoryLimit < 16 { throw ValidationError("--memory-limit: expected at least 16 (MiB), got \(memoryLimit)") }
-        if !(timeLimit >= 0) || !timeLimit.isFinite { throw ValidationError("--time-limit: expected seconds ≥ 0, got \(timeLimit)") }
+        // The limit is converted to bytes (× 2^20): bound it so that cannot wrap around (2^44 bytes = 16 TiB).
+        if memoryLimit < 16 || memoryLimit > Self.maxMemoryLimitMiB {
+            throw ValidationError("--memory-limit: expected an integer in 16...\(Self.maxMemoryLimitMiB) (MiB), got \(memoryLimit)")
+        }
+        if !(timeLimit >= 0) || !timeLimit.isFinite || timeLimit > Self.maxTimeLimit {
+            throw ValidationError("--time-limit: expected seconds in 0...\(Int(Self.maxTimeLimit)) (0: none), got \(timeLimit)")
+        }
         for a in assignments where !a.contains("=") || a.hasPrefix("=") {
             throw ValidationError("parameter '\(a)': expected KEY=VALUE")
         }
         _ = try parsedShard()
     }
+
+    /// Bounds of the numeric options: a value outside is refused, never wrapped or clamped.
+    static let maxMemoryLimitMiB = 1 << 24  // 16 TiB
+    static let maxTimeLimit = 1e9            // seconds (about 31 years)
+    static let maxJobs = 4096
 
     /// `--shard I/N`, else the SLURM array variables, else 0/1.
     func parsedShard() throws -> (index: Int, count: Int) {

@@ -72,8 +72,9 @@ lua_State *tml_open(size_t memory_limit, tml_callback dispatch, tml_object_fn re
 /// Closes the state (running host finalizers, which release their Swift objects) and frees the shim's state.
 void tml_close(lua_State *L);
 
-size_t tml_memory_used(lua_State *L);     // bytes allocated by Lua now
-size_t tml_memory_peak(lua_State *L);     // largest Lua heap + host bytes seen
+size_t tml_memory_used(lua_State *L);     // bytes allocated by Lua now (this state)
+size_t tml_memory_total(lua_State *L);    // Lua heaps + host bytes of every state sharing this state's budget
+size_t tml_memory_peak(lua_State *L);     // largest Lua heap + host bytes seen (of the shared budget)
 size_t tml_host_bytes(lua_State *L);      // bytes accounted by the host (tml_account_host, handles)
 size_t tml_memory_limit(lua_State *L);
 void tml_set_memory_limit(lua_State *L, size_t limit);
@@ -88,8 +89,11 @@ int tml_gc(lua_State *L, int what, int arg);
 /// Opens base, table, string, math, utf8 and coroutine, and applies the sandbox: removes dofile, loadfile,
 /// string.dump, math.random/randomseed (the host installs seeded ones); wraps load (text only), collectgarbage
 /// ("count" only), setmetatable (refuses __gc), string.find/match/gmatch/gsub (own matcher with caps and a step
-/// budget), string.rep (capped), table.insert/remove/sort (refuse __len), table.move (capped); replaces print with
-/// one that writes lines to `sink`; and makes reading an undefined global an error. Returns a status.
+/// budget), string.rep (capped), table.insert/remove (refuse __len), table.move (capped); replaces table.sort with
+/// a stable merge sort that polls the deadline, load of a string with a piecewise load that polls it too, tostring
+/// and string.format("%s") with deterministic names for tables/functions/threads/userdata ("table: #3", no
+/// addresses; "%p" refused), print with one that writes lines to `sink`; and makes reading an undefined global an
+/// error. Returns a status.
 int tml_open_sandbox(lua_State *L, const tml_limits *limits, tml_print_sink sink, void *sink_context);
 void tml_set_limits(lua_State *L, const tml_limits *limits);
 
@@ -104,6 +108,7 @@ typedef struct tml_budget {
     double seconds;               // the time limit as given, <= 0: unlimited
     double remaining;             // seconds left when saved
     int tripped;                  // TML_TRIP_*
+    double tripped_seconds;       // the limit that tripped (for the message)
 } tml_budget;
 
 /// Starts a fresh budget: counter at 0, deadline = now + seconds (seconds <= 0: no deadline), not tripped.
@@ -114,6 +119,26 @@ void tml_budget_save(lua_State *L, tml_budget *out);
 void tml_budget_restore(lua_State *L, const tml_budget *saved);
 /// TML_TRIP_* of the running budget. Once tripped, every later hook call raises again until re-armed.
 int tml_budget_tripped(lua_State *L);
+/// Checks the deadline now (for long host calls: between training steps, chunks of a file, ...): trips the budget
+/// if it passed (the hook then raises at the script's next instruction, whatever pcall does). Returns TML_TRIP_*.
+/// Never raises.
+int tml_budget_check(lua_State *L);
+/// Writes the tripped budget's error message ("time limit of 2 s exceeded", ...; "" if not tripped), without a
+/// location, into `buffer`. Returns the length it needed.
+size_t tml_budget_message(lua_State *L, char *buffer, size_t size);
+/// The earliest deadline bounding this state (its own or the outer one), in tml_now() seconds, 0 if none;
+/// `*seconds` receives that limit as given. Host code running off the Lua thread compares tml_now() with it.
+double tml_budget_deadline(lua_State *L, double *seconds);
+/// Bounds L's budget by another deadline too (tml_now() seconds; seconds <= 0: none), e.g. the deadline of the run
+/// that started a nested script's sweep: a worker state on another thread then stops when either passes.
+void tml_budget_bound(lua_State *L, double deadline, double seconds);
+/// Makes `child` (a fresh state, same thread) draw from `parent`'s budget: one memory limit for both heaps and
+/// their host bytes, and the parent's instruction count and deadline (arming or restoring the child's budget then
+/// does nothing). Returns 0 (and changes nothing) if the child's memory does not fit in the parent's remaining
+/// limit. Used for toymoe.run_script: one budget covers everything a run starts.
+int tml_budget_share(lua_State *child, lua_State *parent);
+/// Monotonic clock, seconds (the one deadlines use).
+double tml_now(void);
 uint64_t tml_budget_instructions(lua_State *L);
 
 // MARK: - Loading and calling (always protected)
