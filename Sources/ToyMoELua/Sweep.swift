@@ -346,6 +346,12 @@ public final class SweepRunner: @unchecked Sendable {
         // files): start it afresh, so every file under a finished cell is from the attempt that finished it.
         for index in pending {
             let directory = layout.cellDirectory(spec.cellID(index))
+            // A link in the cell's place is not the tool's to delete, nor a place to write through: refuse it.
+            var st = stat()
+            if lstat(directory.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK {
+                let target = (try? fm.destinationOfSymbolicLink(atPath: directory.path)) ?? "?"
+                throw SweepError("\(directory.path) is a symbolic link to \(target), outside the sweep's own tree: toymoe neither writes through nor deletes a link in a cell's place; remove the link and run again")
+            }
             if fm.fileExists(atPath: directory.path) {
                 do { try fm.removeItem(at: directory) } catch {
                     throw SweepError("cannot remove \(directory.path), left by an unfinished attempt at the cell: \(error.localizedDescription)")
