@@ -6,7 +6,7 @@
 // TOYMOE_AVX512). `KernelVariant` decides at run time which copy this CPU may call (Package.swift explains why
 // they are separate modules). Callers name the copy by module: `ToyMoEKernelsAVX2.MoEKernelsSIMD.forward`.
 //
-// Code generation (NOTES.md "SIMD code generation"): in the baseline build `SIMD*.addProduct` lowers to one libm
+// Code generation (measured when these kernels were written): in the baseline build `SIMD*.addProduct` lowers to one libm
 // `fmaf` call per lane, so every multiply-accumulate goes through `madd`, which is a fused multiply-add only where
 // the module is built with FMA and `acc + a * b` otherwise. SIMD8<Float> is two SSE registers in the baseline
 // build and one YMM register with AVX2/AVX-512.

@@ -4,7 +4,8 @@ import ToyMoE
 
 // The embedded, sandboxed Lua 5.4 runtime: one `LuaRuntime` (one lua_State) per thread.
 //
-// How errors cross the boundary without longjmp over Swift (NOTES.md, "Lua 5.4 from SwiftPM"):
+// How errors cross the boundary without longjmp over Swift (a Lua error that longjmps over Swift frames leaks
+// what they hold, skips `defer`, and was seen to crash later with an access conflict or SIGSEGV):
 //   * Swift → Lua: every call that can raise (load, call, push a string or a table, set a global, create a
 //     reference, collect garbage) goes through a CLuaShim helper that runs it under lua_pcall and returns a status.
 //     Swift only calls the Lua API functions that never raise (the list is in CLuaShim.h).

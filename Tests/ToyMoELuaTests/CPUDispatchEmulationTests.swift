@@ -3,7 +3,7 @@ import Testing
 
 /// The default binary on emulated CPUs (qemu user mode, installed by .ci/install on x86-64): on a CPU without AVX
 /// (Nehalem) it must run and pick the baseline SIMD build; on an AVX2 CPU (Haswell) the AVX2 build; asking for AVX2
-/// on Nehalem must be a clean error, never an illegal instruction. (NOTES.md: a binary whose main module is built
+/// on Nehalem must be a clean error, never an illegal instruction. (Measured: a binary whose main module is built
 /// for x86-64-v3 dies with SIGILL there; the kernel builds are separate modules chosen by a C CPU check instead.)
 @Suite(.serialized) struct CPUDispatchEmulationTests {
     static let qemu = ["/usr/bin/qemu-x86_64", "/usr/local/bin/qemu-x86_64"].first {

@@ -1,8 +1,8 @@
 // Run-time CPU feature detection for choosing a kernel set.
 //
 // This target is compiled without any ISA flags on purpose: it runs before we know what the CPU supports, so it
-// must itself be baseline code (NOTES.md: a whole module built with wide instructions can die before its first
-// check). The Swift kernel modules built for x86-64-v3 / x86-64-v4 are only called when these functions say so.
+// must itself be baseline code (measured: a whole module built with wide instructions can die before its first
+// check runs). The Swift kernel modules built for x86-64-v3 / x86-64-v4 are only called when these functions say so.
 #ifndef CTOYMOECPU_H
 #define CTOYMOECPU_H
 
