@@ -9,5 +9,5 @@ struct ToyMoECommand: ParsableCommand {
         commandName: "toymoe",
         abstract: "Toy models of superposition, dense and Mixture-of-Experts: train, script, measure.",
         version: "\(ToyMoEVersion.string) (commit \(ToyMoEBuild.description))",
-        subcommands: [RunCommand.self, TrainCommand.self, MergeCommand.self, BenchCommand.self])
+        subcommands: [RunCommand.self, TrainCommand.self, MergeCommand.self, BenchCommand.self, ListCommand.self])
 }
