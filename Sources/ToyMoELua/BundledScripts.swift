@@ -42,12 +42,13 @@ public enum BundledScripts {
     /// current directory, or absolute), else the bundled script of that name (`paper/fig2_moe` or
     /// `paper/fig2_moe.lua`). A name may not be absolute nor contain `..`. Throws saying where it looked.
     public static func resolve(_ argument: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> URL {
+        guard !argument.isEmpty else { throw ScriptRunError("the script argument is empty; expected a file or a bundled script's name (toymoe list)") }
         let direct = URL(fileURLWithPath: argument)
         // Anything at the path wins (a directory or FIFO there is refused, precisely, when the script is read).
         if FileManager.default.fileExists(atPath: direct.path) || isSymbolicLink(direct.path) { return direct }
         let notHere = "script '\(argument)' does not exist: there is no such file"
         let components = argument.split(separator: "/", omittingEmptySubsequences: false)
-        guard !argument.isEmpty, !argument.hasPrefix("/"), !components.contains(where: { $0 == ".." || $0.isEmpty }) else {
+        guard !argument.hasPrefix("/"), !components.contains(where: { $0 == ".." || $0.isEmpty }) else {
             throw ScriptRunError(notHere)
         }
         let dir: (url: URL, source: String)
