@@ -1,10 +1,12 @@
 #!/bin/sh
 # build_info.sh PACKAGE_DIR OUTPUT_DIR WORK_DIR
-# Writes OUTPUT_DIR/BuildInfo.swift with the git commit of PACKAGE_DIR and whether its work tree is dirty
-# (`git status --porcelain` non-empty: modified, staged or untracked files), "unknown" when PACKAGE_DIR is not the top
-# of a git work tree (a tarball, a copy inside another repository) or git is not installed. The file is replaced only
-# when its content changes, so an unchanged tree triggers no recompilation. The temporary file lives in WORK_DIR,
-# outside OUTPUT_DIR (every file there is compiled).
+# Writes OUTPUT_DIR/BuildInfo.swift with the git commit of PACKAGE_DIR and whether its tree is dirty: a tracked file
+# modified, staged or deleted, or an untracked file where SwiftPM compiles from (Sources/, Tests/, Plugins/).
+# Untracked files elsewhere (notes, results) do not count: they are not part of the build, and the build command
+# is not re-run when they appear (its inputs are the tracked files and the targets' sources, see plugin.swift).
+# "unknown" when PACKAGE_DIR is not the top of a git work tree (a tarball, a copy inside another repository) or git
+# is not installed. The file is replaced only when its content changes, so an unchanged answer recompiles nothing.
+# The temporary file lives in WORK_DIR, outside OUTPUT_DIR.
 set -u
 root=$1; out=$2; work=$3
 commit=unknown
@@ -14,8 +16,9 @@ if [ -n "$top" ] && [ "$(cd "$top" && pwd -P)" = "$(cd "$root" && pwd -P)" ]; th
     if head=$(git -C "$root" rev-parse --verify -q HEAD 2>/dev/null); then
         commit=$head
         # --no-optional-locks: never take the index lock (a concurrent git command must not fail because of a build).
-        if status=$(git -C "$root" --no-optional-locks status --porcelain 2>/dev/null); then
-            if [ -z "$status" ]; then dirty=false; else dirty=true; fi
+        if tracked=$(git -C "$root" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null) &&
+            compiled=$(git -C "$root" --no-optional-locks status --porcelain --untracked-files=all -- Sources Tests Plugins 2>/dev/null); then
+            if [ -z "$tracked$compiled" ]; then dirty=false; else dirty=true; fi
         fi
     fi
 fi

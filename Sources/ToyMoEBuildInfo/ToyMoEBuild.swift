@@ -1,5 +1,5 @@
 // The commit this build of ToyMoE was compiled from, recorded at build time by Plugins/BuildInfoPlugin (which
-// generates `GeneratedBuildInfo` before every build). Kept in its own small module, behind non-inlinable accessors,
+// regenerates `GeneratedBuildInfo` whenever a tracked file, a target's source or git's HEAD/index/refs change). Kept in its own small module, behind non-inlinable accessors,
 // so that a new commit or a tree turning dirty recompiles only this module and relinks.
 
 /// Facts about the build of ToyMoE that is running.
@@ -11,8 +11,8 @@ public enum ToyMoEBuild {
         return value == "unknown" ? nil : value
     }
 
-    /// Whether the source tree had changes not in `commit` (modified, staged or untracked files) at build time;
-    /// nil when unknown.
+    /// Whether the source tree differed from `commit` at build time (a tracked file modified, staged or deleted, or
+    /// an untracked file under Sources/, Tests/ or Plugins/); nil when unknown.
     public static var dirty: Bool? { commit == nil ? nil : GeneratedBuildInfo.dirty }
 
     /// `abc123...` or `abc123... (dirty)` or `unknown`, for `--version` and messages.

@@ -47,11 +47,13 @@ import ToyMoEIO
         if let top = Self.git(["rev-parse", "--show-toplevel"]),
             URL(fileURLWithPath: top.trimmingCharacters(in: .whitespacesAndNewlines)).resolvingSymlinksInPath().path
                 == Self.root.resolvingSymlinksInPath().path,
-            let head = Self.git(["rev-parse", "HEAD"]), let status = Self.git(["status", "--porcelain"])
+            let head = Self.git(["rev-parse", "HEAD"]),
+            let tracked = Self.git(["status", "--porcelain", "--untracked-files=no"]),
+            let compiled = Self.git(["status", "--porcelain", "--untracked-files=all", "--", "Sources", "Tests", "Plugins"])
         {
             #expect(provenance["build_commit"]?.stringValue == head.trimmingCharacters(in: .whitespacesAndNewlines))
-            // (Holds unless the tree changed between the build and this test.)
-            #expect(provenance["build_dirty"]?.boolValue == !status.isEmpty)
+            // `swift test` builds first, and every tracked file is an input of the build-info command.
+            #expect(provenance["build_dirty"]?.boolValue == !(tracked + compiled).isEmpty)
         } else {
             #expect(provenance["build_commit"]?.stringValue == "unknown")
         }
@@ -209,6 +211,14 @@ import ToyMoEIO
         _ = try run(repo)
         #expect(try FileManager.default.attributesOfItem(atPath: generated.path)[.modificationDate] as? Date == stamp,
                 "an unchanged tree must not rewrite the file (it would recompile)")
+        // An untracked file outside the compiled directories is not part of the build; one in Sources/ is.
+        try "notes\n".write(to: repo.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        #expect(try run(repo).contains("dirty: Bool? = false"))
+        try FileManager.default.createDirectory(at: repo.appendingPathComponent("Sources/X"), withIntermediateDirectories: true)
+        try "let x = 1\n".write(to: repo.appendingPathComponent("Sources/X/new.swift"), atomically: true, encoding: .utf8)
+        #expect(try run(repo).contains("dirty: Bool? = true"))
+        try FileManager.default.removeItem(at: repo.appendingPathComponent("Sources"))
+        #expect(try run(repo).contains("dirty: Bool? = false"))
         try "y\n".write(to: repo.appendingPathComponent("nested/f"), atomically: true, encoding: .utf8)
         #expect(try run(repo).contains("dirty: Bool? = true"))
         let nested = try run(repo.appendingPathComponent("nested"))
