@@ -9,13 +9,13 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train one dense or Mixture-of-Experts toy model and write its weights, loss curve, metrics and plots.",
         discussion: """
-            Presets give the paper's configurations of one model, as the bundled scripts train them at full scale
-            (scripts/paper/*.lua); any option overrides them. Without --preset the configuration is fig1's.
-            \(TrainPreset.all.map { "  " + $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
-            Results in --out: model.npz (W, b_final, gate), history.npy ((step, loss) rows, 0-based steps),
-            metrics.json, config.json (the configuration that ran, with the Lua API's key names), provenance.json,
-            index.html with the plots the scripts draw for one model (feature norms coloured by superposition,
-            Gram matrices W_e W_eᵀ), and the SVG files it shows.
+            Presets give the paper's configurations of one model, as the bundled scripts (scripts/paper/*.lua) train each of their models at full scale; any option overrides them. Without --preset the configuration is fig1's.
+
+            \(TrainPreset.all.map { $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
+
+            n = --n-features, m = --n-hidden (per expert), E = --n-experts, k = --n-active-experts, p = --feature-probability. fig4-*: the sparsity S = 1 - p, and r = --last-importance (the last feature's importance, default 1). {perm}: a permutation of the importances drawn from --seed. Early stop: lr × 0.1 once the loss is below 0.015, stop below 0.01.
+
+            Results in --out: model.npz (W, b_final, gate), history.npy ((step, loss) rows, steps 0-based), metrics.json, config.json (the configuration that ran, with the Lua API's key names), provenance.json, and index.html with the plots the scripts draw for one model (feature norms coloured by superposition, Gram matrices W_e W_eᵀ) from norms.svg and gram.svg.
             """)
 
     enum GateInit: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -43,7 +43,7 @@ struct TrainCommand: ParsableCommand {
 
     static let base = TrainPreset.standard
 
-    @Option(help: ArgumentHelp("Start from a paper configuration (listed below; default: fig1's configuration).", valueName: "name"))
+    @Option(help: ArgumentHelp("Start from a paper configuration (listed above; default: fig1's configuration).", valueName: "name"))
     var preset: String?
 
     @Option(name: .customLong("n-features"), help: "Number of input features n (default: \(base.model.featureCount); presets set their own).")

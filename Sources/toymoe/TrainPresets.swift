@@ -45,15 +45,15 @@ struct TrainPreset: Sendable {
         let sum = training(steps: 10000, batch: 1024, loss: .sumOverFeatures)
         let mean = training(steps: 10000, batch: 1024, loss: .meanOverFeatures)
         list.append(TrainPreset(
-            name: "fig1", summary: "Fig. 1: dense, n_features=20, n_hidden=6, p=0.1, importance 0.7^i, sum loss",
+            name: "fig1", summary: "dense, n=20, m=6, p=0.1, importance 0.7^i, sum loss, batch 1024",
             model: ModelConfig(featureCount: 20, hiddenCount: 6), training: sum))
         list.append(TrainPreset(
-            name: "fig2", summary: "Fig. 2: MoE, n_features=20, n_experts=3 of n_hidden=2, top-1, otherwise as fig1",
+            name: "fig2", summary: "MoE, n=20, E=3 × m=2, k=1, otherwise as fig1",
             model: ModelConfig(featureCount: 20, hiddenCount: 2, expertCount: 3, activeExpertCount: 1), training: sum))
         for (name, e, m, k) in [("dense", 1, 20, 1), ("e4", 4, 5, 1), ("e10", 10, 2, 2), ("e20", 20, 1, 5)] {
             list.append(TrainPreset(
                 name: "fig3-\(name)",
-                summary: "Fig. 3/7: n_features=100, n_experts=\(e) of n_hidden=\(m), top-\(k), importance 1, mean loss, at --feature-probability (default 0.1)",
+                summary: "n=100, E=\(e) × m=\(m), k=\(k), importance 1, mean loss, p=0.1",
                 model: ModelConfig(featureCount: 100, hiddenCount: m, expertCount: e, activeExpertCount: k),
                 importance: .geometric(1), training: mean))
         }
@@ -61,7 +61,7 @@ struct TrainPreset: Sendable {
             let d = arch.map { Int(String($0))! }
             list.append(TrainPreset(
                 name: "fig4-\(arch)",
-                summary: "Fig. 4: n_features=\(d[0]), n_hidden=\(d[1]), n_experts=\(d[2]), top-1, load balancing 0.01, mean loss, batch 512; S = 1 − --feature-probability (default 0.5), r = --last-importance (default 1)",
+                summary: "n=\(d[0]), m=\(d[1]), E=\(d[2]), k=1, load balancing, mean loss, batch 512, p=0.5",
                 model: ModelConfig(featureCount: d[0], hiddenCount: d[1], expertCount: d[2], activeExpertCount: 1),
                 featureProbability: 0.5, importance: .geometric(1), lastImportance: 1,
                 training: training(steps: 5000, batch: 512, loss: .meanOverFeatures, loadBalancing: true)))
@@ -69,27 +69,27 @@ struct TrainPreset: Sendable {
         for gate in [TrainCommand.GateInit.zero, .xavier, .diagonal] {
             list.append(TrainPreset(
                 name: "fig5-\(gate.rawValue)",
-                summary: "Fig. 5: n_features=2, n_hidden=1, n_experts=3, top-1, p=0.5, importance 1, \(gate.rawValue) router, early stop (lr × 0.1 below loss 0.015, stop below 0.01), batch 100",
+                summary: "n=2, m=1, E=3, k=1, p=0.5, \(gate.rawValue) router, early stop, batch 100",
                 model: ModelConfig(featureCount: 2, hiddenCount: 1, expertCount: 3, activeExpertCount: 1),
                 featureProbability: 0.5, importance: .geometric(1),
                 training: training(steps: 10000, batch: 100, loss: .sumOverFeatures, earlyStop: EarlyStop()), gate: gate))
         }
         let fig6 = ModelConfig(featureCount: 20, hiddenCount: 5, expertCount: 4, activeExpertCount: 1)
         list.append(TrainPreset(
-            name: "fig6a", summary: "Fig. 6a: n_features=20, n_experts=4 of n_hidden=5, top-1, diagonal router, p=0.09, importance 0.7^i",
+            name: "fig6a", summary: "n=20, E=4 × m=5, k=1, diagonal router, p=0.09, importance 0.7^i",
             model: fig6, featureProbability: 0.09, training: sum, gate: .diagonal))
         list.append(TrainPreset(
-            name: "fig6b", summary: "Fig. 6b: as fig6a with an ordered K-hot router (K=5), p=0.1",
+            name: "fig6b", summary: "as fig6a with an ordered K-hot router (K=5), p=0.1",
             model: fig6, training: sum, gate: .orderedKHot))
         list.append(TrainPreset(
-            name: "fig6c", summary: "Fig. 6c: as fig6a with a random K-hot router (K=5), p=0.1, importance 0.7^{permutation drawn from --seed}",
+            name: "fig6c", summary: "as fig6a with a random K-hot router (K=5), p=0.1, 0.7^{perm}",
             model: fig6, importance: .permutedGeometric(0.7), training: sum, gate: .randomKHot))
         let table1 = ModelConfig(featureCount: 100, hiddenCount: 10, expertCount: 10, activeExpertCount: 1)
         list.append(TrainPreset(
-            name: "table1-xavier", summary: "Table 1: n_features=100, n_experts=10 of n_hidden=10, top-1, p=0.1, importance 0.9^{permutation drawn from --seed}, mean loss, Xavier router",
+            name: "table1-xavier", summary: "n=100, E=10 × m=10, k=1, p=0.1, 0.9^{perm}, mean loss, Xavier",
             model: table1, importance: .permutedGeometric(0.9), training: mean))
         list.append(TrainPreset(
-            name: "table1-khot", summary: "Table 1: as table1-xavier with a random K-hot router (K=10)",
+            name: "table1-khot", summary: "as table1-xavier with a random K-hot router (K=10)",
             model: table1, importance: .permutedGeometric(0.9), training: mean, gate: .randomKHot))
         return list
     }()

@@ -24,7 +24,8 @@ import ToyMoEIO
             let entry = entries.first { $0.hasPrefix("--\(o) ") || $0.hasPrefix("--\(o)/") || $0.hasPrefix("--\(o)\n") }
             #expect(entry?.contains("default") == true, "--\(o): \(entry ?? "missing")")
         }
-        for p in Self.presets { #expect(r.stdout.contains("  \(p) "), "preset \(p) not listed") }
+        let lines = r.stdout.split(separator: "\n")
+        for p in Self.presets { #expect(lines.contains { $0.hasPrefix(p + " ") }, "preset \(p) not listed") }
         #expect(r.stdout.contains("(default: 20;") && r.stdout.contains("(default: 10000;") && r.stdout.contains("(default: 0)"))
     }
 
