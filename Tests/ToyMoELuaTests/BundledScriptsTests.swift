@@ -62,6 +62,17 @@ import ToyMoEIO
         #expect(version.stdout.contains(provenance["build_commit"]?.stringValue ?? "?"))
     }
 
+    @Test("paper/all started by name from another directory runs its neighbours through toymoe.run_script")
+    func allByName() throws {
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-all-byname")
+        let r = try CLITests.toymoe(["run", "paper/all", "only=fig1_dense", "--out", "all", "--quiet"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let child = dir.appendingPathComponent("all/fig1_dense")
+        #expect(FileManager.default.fileExists(atPath: child.appendingPathComponent("index.html").path))
+        #expect(try Self.json(child.appendingPathComponent("config.json"))["script_file"]?["path"]?.stringValue
+            == Self.scripts.appendingPathComponent("paper/fig1_dense.lua").resolvingSymlinksInPath().path)
+    }
+
     @Test("a path that exists wins over a bundled name; NAME and NAME.lua both resolve; .. and absolute names do not")
     func resolution() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-resolve")
