@@ -206,7 +206,7 @@ struct TrainCommand: ParsableCommand {
 
         try JSONValue.object(configJSON(c, data: data)).write(to: outDir.appendingPathComponent("config.json"))
         try provenance.toJSON().write(to: outDir.appendingPathComponent("provenance.json"))
-        try TrainReport.write(net, config: c, preset: preset, finalLoss: result.finalLoss, to: outDir)
+        try TrainReport.write(net, config: c, preset: preset, result: result, to: outDir)
 
         if !quiet {
             let counts = net.expertMatrices().map { Metrics.geometrySummary($0) }

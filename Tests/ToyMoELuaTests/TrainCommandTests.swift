@@ -100,4 +100,19 @@ import ToyMoEIO
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("o/\(f)").path))
         }
     }
+
+    @Test("a diverged training's index.html says so and draws its non-finite weights as missing")
+    func indexDiverged() throws {
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-train-nan")
+        let r = try CLITests.toymoe(["train", "--quiet", "--out", "o", "--n-features", "4", "--n-hidden", "2", "--lr", "1e9",
+                                     "--steps", "200", "--batch-size", "32"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let html = try String(contentsOf: dir.appendingPathComponent("o/index.html"), encoding: .utf8)
+        #expect(html.contains("DIVERGED at step") && html.contains("(0-based)"), "the page must say the training diverged")
+        // (The page quotes the reason, "loss became nan", so only the figures are checked for numbers.)
+        for f in ["o/norms.svg", "o/gram.svg"] {
+            let text = try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8)
+            #expect(!text.lowercased().contains("nan") && !text.contains("inf"), "\(f): a non-finite number was written as text")
+        }
+    }
 }
