@@ -95,10 +95,12 @@ public enum BundledScripts {
             throw ScriptRunError("cannot list \(dir.path)")
         }
         var entries: [Entry] = []
-        let prefix = dir.resolvingSymlinksInPath().path + "/"
+        // Names are paths below the directory as `toymoe run` resolves them (a symbolic link is listed by its own
+        // name, as it runs).
+        let prefix = dir.standardizedFileURL.path + "/"
         for case let url as URL in walker where url.pathExtension == "lua" {
-            let path = url.resolvingSymlinksInPath().path
-            guard path.hasPrefix(prefix) else { continue }
+            let path = url.standardizedFileURL.path
+            guard path.hasPrefix(prefix) else { throw ScriptRunError("cannot name \(path): it is not below \(dir.path)") }
             let name = String(path.dropFirst(prefix.count).dropLast(".lua".count))
             let source = try ScriptRunner.readScript(url)
             let (purpose, params) = scan(source)
