@@ -50,7 +50,10 @@ let package = Package(
         .target(
             name: "ToyMoE",
             dependencies: ["ToyMoEKernels", "ToyMoEKernelsSIMD", "ToyMoEKernelsAVX2", "ToyMoEKernelsAVX512"]),
-        .target(name: "ToyMoEIO", dependencies: ["ToyMoE"]),
+        // The git commit this build comes from (and whether the tree was dirty), written at build time by a plugin.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "ToyMoEBuildInfo", plugins: ["BuildInfoPlugin"]),
+        .target(name: "ToyMoEIO", dependencies: ["ToyMoE", "ToyMoEBuildInfo"]),
         .systemLibrary(
             name: "CLua", pkgConfig: "lua5.4",
             providers: [.apt(["liblua5.4-dev"]), .brew(["lua"])]
@@ -64,14 +67,14 @@ let package = Package(
         .executableTarget(
             name: "toymoe",
             dependencies: [
-                "ToyMoE", "ToyMoEIO", "ToyMoELua",
+                "ToyMoE", "ToyMoEIO", "ToyMoELua", "ToyMoEBuildInfo", "ToyMoEPlot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "ToyMoETests",
             dependencies: ["ToyMoE", "ToyMoEKernels", "ToyMoEKernelsSIMD", "ToyMoEKernelsAVX2", "ToyMoEKernelsAVX512"]),
-        .testTarget(name: "ToyMoEIOTests", dependencies: ["ToyMoEIO", "ToyMoE"]),
+        .testTarget(name: "ToyMoEIOTests", dependencies: ["ToyMoEIO", "ToyMoE", "ToyMoEBuildInfo"]),
         .testTarget(name: "ToyMoEPlotTests", dependencies: ["ToyMoEPlot"]),
         .testTarget(name: "ToyMoELuaTests", dependencies: ["ToyMoELua", "ToyMoE", "ToyMoEIO"]),
     ]

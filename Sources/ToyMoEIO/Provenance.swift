@@ -1,6 +1,7 @@
 // Provenance records: what produced a result, from which code, when and where.
 
 import Foundation
+import ToyMoEBuildInfo
 
 /// Facts about the machine a run happened on.
 public struct HostInfo: Sendable, Hashable {
@@ -77,13 +78,15 @@ public struct ProvenanceError: Error, CustomStringConvertible, Equatable, Sendab
     public var description: String { "invalid provenance record: field '\(field)' is missing or is not \(expected)" }
 }
 
-/// Where a result came from: tool and version, git commit, seed, kernel
-/// variant, command line, timing, host and compiler, plus free-form extras.
+/// Where a result came from: tool and version, the tool's own build commit,
+/// the git commit of the working directory, seed, kernel variant, command line,
+/// timing, host and compiler, plus free-form extras.
 ///
 /// Serialised by `toJSON()` as an object with snake_case keys in this order:
-/// `tool, tool_version, git_commit (string or null), seed, kernel_variant,
-/// command_line, start_time, end_time (or null), wall_seconds (or null), host,
-/// swift_compiler, extra`. Times are ISO-8601 UTC with milliseconds
+/// `tool, tool_version, build_commit (string, "unknown" when the build did not
+/// know it), build_dirty (bool or null), cwd_git_commit (string or null), seed,
+/// kernel_variant, command_line, start_time, end_time (or null), wall_seconds
+/// (or null), host, swift_compiler, extra`. Times are ISO-8601 UTC with milliseconds
 /// (`2024-05-01T12:34:56.789Z`). `seed` is a JSON integer when it fits in
 /// `Int64`, otherwise a decimal string, so that its value is never rounded.
 public struct Provenance: Sendable, Equatable {
@@ -91,8 +94,13 @@ public struct Provenance: Sendable, Equatable {
     public var tool: String
     /// Version of the tool; defaults to `ToyMoEVersion.string`.
     public var toolVersion: String
-    /// Full commit hash of the working tree's HEAD, if known.
-    public var gitCommit: String?
+    /// The git commit the running tool was built from (embedded at build time), nil when unknown.
+    public var buildCommit: String?
+    /// Whether the tool's source tree had uncommitted changes when it was built; nil when unknown.
+    public var buildDirty: Bool?
+    /// HEAD of the git repository containing the working directory the run started in (the user's project,
+    /// which is not necessarily the code that ran), if any.
+    public var cwdGitCommit: String?
     /// Random seed of the run.
     public var seed: UInt64
     /// Which kernel implementation ran (e.g. `"scalar"`, `"simd"`).
@@ -116,13 +124,16 @@ public struct Provenance: Sendable, Equatable {
     /// Not serialised and not part of equality.
     private var startMark: (date: Date, uptime: TimeInterval)?
 
-    public init(tool: String, toolVersion: String = ToyMoEVersion.string, gitCommit: String? = nil, seed: UInt64,
+    public init(tool: String, toolVersion: String = ToyMoEVersion.string, buildCommit: String? = ToyMoEBuild.commit,
+                buildDirty: Bool? = ToyMoEBuild.dirty, cwdGitCommit: String? = nil, seed: UInt64,
                 kernelVariant: String, commandLine: [String] = [], startTime: String, endTime: String? = nil,
                 wallSeconds: Double? = nil, host: HostInfo = .current(),
                 swiftCompiler: String = ToyMoEVersion.swiftCompiler, extra: JSONObject = [:]) {
         self.tool = tool
         self.toolVersion = toolVersion
-        self.gitCommit = gitCommit
+        self.buildCommit = buildCommit
+        self.buildDirty = buildDirty
+        self.cwdGitCommit = cwdGitCommit
         self.seed = seed
         self.kernelVariant = kernelVariant
         self.commandLine = commandLine
@@ -134,8 +145,8 @@ public struct Provenance: Sendable, Equatable {
         self.extra = extra
     }
 
-    /// A record for a run starting now: start time, host, compiler, and the
-    /// git commit found from `repository` (nil to skip the lookup).
+    /// A record for a run starting now: start time, host, compiler, this build's
+    /// commit, and the git commit found from `repository` (nil to skip the lookup).
     /// Call `finish()` when the run ends.
     public static func start(tool: String, seed: UInt64, kernelVariant: String,
                              commandLine: [String] = CommandLine.arguments,
@@ -143,7 +154,7 @@ public struct Provenance: Sendable, Equatable {
                              extra: JSONObject = [:]) -> Provenance {
         let now = Date()
         var record = Provenance(
-            tool: tool, gitCommit: repository.flatMap { gitCommit(at: $0) }, seed: seed,
+            tool: tool, cwdGitCommit: repository.flatMap { gitCommit(at: $0) }, seed: seed,
             kernelVariant: kernelVariant, commandLine: commandLine, startTime: iso8601UTC(now), extra: extra)
         record.startMark = (now, ProcessInfo.processInfo.systemUptime)
         return record
@@ -161,7 +172,8 @@ public struct Provenance: Sendable, Equatable {
     }
 
     public static func == (lhs: Provenance, rhs: Provenance) -> Bool {
-        lhs.tool == rhs.tool && lhs.toolVersion == rhs.toolVersion && lhs.gitCommit == rhs.gitCommit
+        lhs.tool == rhs.tool && lhs.toolVersion == rhs.toolVersion && lhs.buildCommit == rhs.buildCommit
+            && lhs.buildDirty == rhs.buildDirty && lhs.cwdGitCommit == rhs.cwdGitCommit
             && lhs.seed == rhs.seed && lhs.kernelVariant == rhs.kernelVariant && lhs.commandLine == rhs.commandLine
             && lhs.startTime == rhs.startTime && lhs.endTime == rhs.endTime && lhs.wallSeconds == rhs.wallSeconds
             && lhs.host == rhs.host && lhs.swiftCompiler == rhs.swiftCompiler && lhs.extra == rhs.extra
@@ -175,7 +187,9 @@ public struct Provenance: Sendable, Equatable {
         return [
             "tool": .string(tool),
             "tool_version": .string(toolVersion),
-            "git_commit": gitCommit.map { .string($0) } ?? .null,
+            "build_commit": .string(buildCommit ?? "unknown"),
+            "build_dirty": buildDirty.map { .bool($0) } ?? .null,
+            "cwd_git_commit": cwdGitCommit.map { .string($0) } ?? .null,
             "seed": seedValue,
             "kernel_variant": .string(kernelVariant),
             "command_line": .array(commandLine.map { .string($0) }),
@@ -193,7 +207,10 @@ public struct Provenance: Sendable, Equatable {
     public init(json: JSONValue) throws {
         tool = try Provenance.field(json, "tool") { $0.stringValue }
         toolVersion = try Provenance.field(json, "tool_version") { $0.stringValue }
-        gitCommit = try Provenance.optionalField(json, "git_commit", "a string or null") { $0.stringValue }
+        let build = try Provenance.field(json, "build_commit") { $0.stringValue }
+        buildCommit = build == "unknown" ? nil : build
+        buildDirty = try Provenance.optionalField(json, "build_dirty", "a boolean or null") { $0.boolValue }
+        cwdGitCommit = try Provenance.optionalField(json, "cwd_git_commit", "a string or null") { $0.stringValue }
         seed = try Provenance.field(json, "seed", expected: "a non-negative integer or decimal string") { value in
             if let int = value.intValue, case .int = value { return UInt64(exactly: int) }
             return value.stringValue.flatMap { UInt64($0) }

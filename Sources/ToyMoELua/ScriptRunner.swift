@@ -241,7 +241,8 @@ public enum ScriptRunner {
             throw ScriptRunError("cannot write to output directory '\(o.out.path)': \(error)")
         }
         var provenance = Provenance.start(
-            tool: "toymoe run", seed: o.seed, kernelVariant: KernelVariant.current, commandLine: o.commandLine)
+            tool: "toymoe run", seed: o.seed, kernelVariant: KernelVariant.current, commandLine: o.commandLine,
+            extra: ["script": scriptRecord(o, source)])
 
         // Phase 1: the top level.
         let ctx = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: false)
@@ -263,7 +264,7 @@ public enum ScriptRunner {
                 result = nil
             }
             if let result { try result.write(to: o.out.appendingPathComponent("result.json"), options: JSONWriteOptions(nonFinite: .null)) }
-            try writeConfig(o, ctx)
+            try writeConfig(o, ctx, source)
             // Phase 2: the sweep, on fresh states (one per worker thread).
             var complete: Bool? = nil
             var failures: [SweepFailureRecord] = []
@@ -331,12 +332,19 @@ public enum ScriptRunner {
         }
     }
 
+    /// Which file ran: `{path (absolute, resolved), sha256 (of the source text that ran), bytes}`. The copy
+    /// script.lua in the output directory has the same hash.
+    static func scriptRecord(_ o: ScriptRunOptions, _ source: String) -> JSONValue {
+        let path = o.script.standardizedFileURL.resolvingSymlinksInPath().path
+        return ["path": .string(path), "sha256": .string(SHA256.hex(source.utf8)), "bytes": .int(source.utf8.count)]
+    }
+
     /// config.json: the parameters, the run options and the resolved configuration of every top-level training.
-    static func writeConfig(_ o: ScriptRunOptions, _ ctx: ScriptContext) throws {
+    static func writeConfig(_ o: ScriptRunOptions, _ ctx: ScriptContext, _ source: String) throws {
         var params = JSONObject()
         for (k, v) in o.params { params[k] = .string(v) }
         let config: JSONValue = .object([
-            "script": .string(o.script.lastPathComponent), "params": .object(params), "seed": .string(String(o.seed)),
+            "script": .string(o.script.lastPathComponent), "script_file": scriptRecord(o, source), "params": .object(params), "seed": .string(String(o.seed)),
             "jobs": .int(o.jobs), "shard": .string("\(o.shard.index)/\(o.shard.count)"),
             "memory_limit_bytes": .int(o.memoryLimit), "time_limit_seconds": .number(o.timeLimit),
             "instruction_limit": .string(String(o.instructionLimit)), "kernel_variant": .string(KernelVariant.current),

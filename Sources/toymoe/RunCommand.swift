@@ -17,7 +17,7 @@ struct RunCommand: ParsableCommand {
             The scripting API is documented in docs/LUA_API.md.
             """)
 
-    @Argument(help: "The Lua script to run.")
+    @Argument(help: "The Lua script to run: a file, or a bundled script's name (paper/fig2_moe; see toymoe list).")
     var script: String
 
     @Argument(help: "Script parameters, KEY=VALUE (e.g. scale=quick steps=2000).")
@@ -149,8 +149,15 @@ struct RunCommand: ParsableCommand {
         // Sweep cells already occupy the cores: a large model then trains its batch halves one after the other
         // (same numbers either way, see Trainer.splitsBatch).
         if jobs > 1 { Trainer.intraModelThreads = 1 }
-        // Whether the script exists and is readable UTF-8 is checked when it is read (ScriptRunner.readScript).
-        let scriptURL = URL(fileURLWithPath: script)
+        // A path wins over a bundled name (BundledScripts.resolve); whether the file is readable UTF-8 is checked
+        // when it is read (ScriptRunner.readScript).
+        let scriptURL: URL
+        do {
+            scriptURL = try BundledScripts.resolve(script)
+        } catch let error as ScriptRunError {
+            FileHandle.standardError.write(Data("toymoe: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
         let name = scriptURL.deletingPathExtension().lastPathComponent
         var params: [(String, String)] = []
         for a in assignments {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ToyMoEBuildInfo
 import ToyMoEIO
 
 /// The `toymoe` command-line tool.
@@ -7,6 +8,6 @@ struct ToyMoECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "toymoe",
         abstract: "Toy models of superposition, dense and Mixture-of-Experts: train, script, measure.",
-        version: ToyMoEVersion.string,
-        subcommands: [RunCommand.self, TrainCommand.self, MergeCommand.self, BenchCommand.self])
+        version: "\(ToyMoEVersion.string) (commit \(ToyMoEBuild.description))",
+        subcommands: [RunCommand.self, TrainCommand.self, MergeCommand.self, BenchCommand.self, ListCommand.self])
 }

@@ -7,20 +7,18 @@ import ToyMoEIO
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train one dense or Mixture-of-Experts toy model and write its weights, loss curve and metrics.",
+        abstract: "Train one dense or Mixture-of-Experts toy model and write its weights, loss curve, metrics and plots.",
         discussion: """
-            Presets give the paper's configurations; any option overrides them.
-              fig1  dense n_features=20, n_hidden=6, feature_probability=0.1, importance 0.7^i (Fig. 1)
-              fig2  MoE n_features=20, n_hidden=2, n_experts=3, k=1, otherwise as fig1 (Fig. 2)
-            Results: model.npz (W, b_final, gate), history.npy ((step, loss) rows), metrics.json,
-            config.json, provenance.json.
+            Presets give the paper's configurations of one model, as the bundled scripts (scripts/paper/*.lua) train each of their models at full scale; any option overrides them. Without --preset the configuration is fig1's.
+
+            \(TrainPreset.all.map { $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
+
+            n = --n-features, m = --n-hidden (per expert), E = --n-experts, k = --n-active-experts, p = --feature-probability. fig4-*: the sparsity S = 1 - p, and r = --last-importance (the last feature's importance, default 1). {perm}: a permutation of the importances drawn from --seed. Early stop: lr × 0.1 once the loss is below 0.015, stop below 0.01.
+
+            Results in --out: model.npz (W, b_final, gate), history.npy ((step, loss) rows, steps 0-based), metrics.json, config.json (the configuration that ran, with the Lua API's key names), provenance.json, and index.html with the plots the scripts draw for one model (feature norms coloured by superposition, Gram matrices W_e W_eᵀ) from norms.svg and gram.svg.
             """)
 
-    enum Preset: String, ExpressibleByArgument, CaseIterable {
-        case fig1, fig2
-    }
-
-    enum GateInit: String, ExpressibleByArgument, CaseIterable {
+    enum GateInit: String, ExpressibleByArgument, CaseIterable, Sendable {
         case xavier, zero, diagonal
         case orderedKHot = "ordered-khot"
         case randomKHot = "random-khot"
@@ -34,48 +32,55 @@ struct TrainCommand: ParsableCommand {
             case .randomKHot: return .randomKHot
             }
         }
+
+        /// The spelling of `toymoe.model{init = {gate = ...}}`.
+        var luaName: String { rawValue.replacingOccurrences(of: "-", with: "_") }
     }
 
-    enum BiasInit: String, ExpressibleByArgument, CaseIterable {
+    enum BiasInit: String, ExpressibleByArgument, CaseIterable, Sendable {
         case xavier, zero
     }
 
-    @Option(help: "Start from a paper configuration: \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var preset: Preset?
+    static let base = TrainPreset.standard
 
-    @Option(name: .customLong("n-features"), help: "Number of input features n.")
+    @Option(help: ArgumentHelp("Start from a paper configuration (listed above; default: fig1's configuration).", valueName: "name"))
+    var preset: String?
+
+    @Option(name: .customLong("n-features"), help: "Number of input features n (default: \(base.model.featureCount); presets set their own).")
     var nFeatures: Int?
-    @Option(name: .customLong("n-hidden"), help: "Hidden width per expert m.")
+    @Option(name: .customLong("n-hidden"), help: "Hidden width per expert m (default: \(base.model.hiddenCount); presets set their own).")
     var nHidden: Int?
-    @Option(name: .customLong("n-experts"), help: "Number of experts E (1 = dense).")
+    @Option(name: .customLong("n-experts"), help: "Number of experts E, 1 = dense (default: \(base.model.expertCount); presets set their own).")
     var nExperts: Int?
-    @Option(name: .customLong("n-active-experts"), help: "Active experts per sample k.")
+    @Option(name: .customLong("n-active-experts"), help: "Active experts per sample k (default: \(base.model.activeExpertCount); presets set their own).")
     var nActiveExperts: Int?
-    @Option(name: .customLong("feature-probability"), help: "Feature density p = 1 - S (each feature nonzero with probability p).")
+    @Option(name: .customLong("feature-probability"), help: "Feature density p = 1 - S: each feature is nonzero with probability p (default: \(base.featureProbability); presets set their own).")
     var featureProbability: Float?
-    @Option(name: .customLong("importance-base"), help: "Importance I_i = base^i (1 = all ones).")
+    @Option(name: .customLong("importance-base"), help: "Importance I_i = base^i, i = 0…n−1; 1 = all ones (default: 0.7; presets set their own, permuted for fig6c and table1-*).")
     var importanceBase: Double?
-    @Option(help: "Training steps.")
+    @Option(name: .customLong("last-importance"), help: "Importance of the last feature, Fig. 4's r (default: none, the schedule's value; fig4-* presets: 1).")
+    var lastImportance: Double?
+    @Option(help: "Training steps (default: \(base.training.steps); presets set their own).")
     var steps: Int?
-    @Option(name: .customLong("batch-size"), help: "Samples per step.")
+    @Option(name: .customLong("batch-size"), help: "Samples per step (default: \(base.training.batchSize); presets set their own).")
     var batchSize: Int?
-    @Option(help: "AdamW learning rate.")
+    @Option(help: "AdamW learning rate (default: \(base.training.learningRate)).")
     var lr: Double?
-    @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay (all parameters).")
+    @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay on all parameters (default: \(base.training.weightDecay)).")
     var weightDecay: Double?
-    @Option(help: "Loss normalization: sum (over features, single-model trainer) or mean (vectorized trainer).")
+    @Option(help: "Loss normalization: sum (over features, single-model trainer) or mean (vectorized trainer) (default: \(base.training.lossNormalization.rawValue); presets set their own).")
     var loss: String?
-    @Flag(name: .customLong("load-balancing"), help: "Add the load-balancing loss alpha*E*sum f_e P_e.")
-    var loadBalancing = false
+    @Flag(name: .customLong("load-balancing"), inversion: .prefixedNo, help: "Add the load-balancing loss alpha*E*sum f_e P_e (default: off; fig4-* presets: on).")
+    var loadBalancing: Bool?
     @Option(name: .customLong("load-balancing-alpha"), help: "Load-balancing coefficient alpha.")
     var loadBalancingAlpha: Double = 0.01
-    @Option(name: .customLong("init-gate"), help: "Router init: \(GateInit.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var initGate: GateInit = .xavier
+    @Option(name: .customLong("init-gate"), help: "Router init: \(GateInit.allCases.map(\.rawValue).joined(separator: ", ")) (default: xavier; presets set their own).")
+    var initGate: GateInit?
     @Option(name: .customLong("init-bias"), help: "Bias init: xavier (authors' final code) or zero.")
     var initBias: BiasInit = .xavier
-    @Option(help: "Seed of every random draw (weights, data, metrics).")
+    @Option(help: "Seed of every random draw (weights, data, importance permutation, metrics).")
     var seed: UInt64 = 0
-    @Option(help: "Output directory.")
+    @Option(help: "Output directory (default: results/<preset>, or results/train without a preset).")
     var out: String?
     @Flag(help: "Print nothing but errors.")
     var quiet = false
@@ -94,7 +99,16 @@ struct TrainCommand: ParsableCommand {
         // Every size is checked here, before anything is built: the importance schedule, the data vectors, the
         // model and the training workspace all grow with n_features, and building them first for a huge size
         // would allocate for minutes before the check refused it.
-        let (model, training, p, base) = configuration()
+        if let name = preset, TrainPreset.named(name) == nil {
+            throw ValidationError("--preset: unknown preset '\(name)'; expected one of \(TrainPreset.all.map(\.name).joined(separator: ", "))")
+        }
+        let c = configuration()
+        let (model, training, p) = (c.model, c.training, c.featureProbability)
+        let base: Double
+        switch c.importance { case .geometric(let b), .permutedGeometric(let b): base = b }
+        if let r = c.lastImportance, !(r.isFinite && r >= 0) {
+            throw ValidationError("--last-importance: expected a finite number ≥ 0, got \(r)")
+        }
         do {
             try model.validate()
             try training.validate()
@@ -114,43 +128,49 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// The model and training configurations, feature probability and importance base from the preset and the
-    /// options (not yet validated).
-    func configuration() -> (ModelConfig, TrainingConfig, Float, Double) {
-        var model = ModelConfig(featureCount: 20, hiddenCount: 6)
-        var p: Float = 0.1
-        var base = 0.7
-        switch preset {
-        case .fig2: model = ModelConfig(featureCount: 20, hiddenCount: 2, expertCount: 3, activeExpertCount: 1)
-        case .fig1, .none: break
+    /// The resolved configuration: the preset (fig1's without one) with every given option applied (not yet
+    /// validated).
+    func configuration() -> TrainPreset {
+        var c = preset.flatMap(TrainPreset.named) ?? TrainPreset.standard
+        if let v = nFeatures { c.model.featureCount = v }
+        if let v = nHidden { c.model.hiddenCount = v }
+        if let v = nExperts { c.model.expertCount = v }
+        if let v = nActiveExperts { c.model.activeExpertCount = v }
+        if let v = featureProbability { c.featureProbability = v }
+        if let v = importanceBase {
+            if case .permutedGeometric = c.importance { c.importance = .permutedGeometric(v) } else { c.importance = .geometric(v) }
         }
-        if let v = nFeatures { model.featureCount = v }
-        if let v = nHidden { model.hiddenCount = v }
-        if let v = nExperts { model.expertCount = v }
-        if let v = nActiveExperts { model.activeExpertCount = v }
-        if let v = featureProbability { p = v }
-        if let v = importanceBase { base = v }
-        var training = TrainingConfig()
-        if let v = steps { training.steps = v }
-        if let v = batchSize { training.batchSize = v }
-        if let v = lr { training.learningRate = v }
-        if let v = weightDecay { training.weightDecay = v }
-        if let v = loss, let l = LossNormalization(rawValue: v) { training.lossNormalization = l }
-        training.loadBalancing = loadBalancing
-        training.loadBalancingAlpha = loadBalancingAlpha
-        training.historyStride = max(1, training.steps / 1000)
-        return (model, training, p, base)
+        if let v = lastImportance { c.lastImportance = v }
+        if let v = steps { c.training.steps = v }
+        if let v = batchSize { c.training.batchSize = v }
+        if let v = lr { c.training.learningRate = v }
+        if let v = weightDecay { c.training.weightDecay = v }
+        if let v = loss, let l = LossNormalization(rawValue: v) { c.training.lossNormalization = l }
+        if let v = loadBalancing { c.training.loadBalancing = v }
+        c.training.loadBalancingAlpha = loadBalancingAlpha
+        c.training.historyStride = max(1, c.training.steps / 1000)
+        if let v = initGate { c.gate = v }
+        c.bias = initBias
+        return c
     }
 
     func run() throws {
         if let k = kernels { try KernelVariant.select(k) }
-        let (model, training, p, base) = configuration()
-
-        let data = DataDistribution.uniform(
-            featureCount: max(model.featureCount, 0), probability: p,
-            importance: Schedules.geometric(base: base, count: max(model.featureCount, 0)))
-        let initialization = Initialization(bFinal: initBias == .zero ? .zero : .xavier(), gate: initGate.scheme)
-        let outDir = URL(fileURLWithPath: out ?? "results/\(preset?.rawValue ?? "train")")
+        let c = configuration()
+        let (model, training, p) = (c.model, c.training, c.featureProbability)
+        let n = max(model.featureCount, 0)
+        var importance: [Float]
+        switch c.importance {
+        case .geometric(let base): importance = Schedules.geometric(base: base, count: n)
+        case .permutedGeometric(let base):
+            // Its own stream, so the permutation does not shift the weights' or the data's draws.
+            var rng = RandomStream(seed: seed, path: [0, StreamPurpose.analysis.rawValue, 1])
+            importance = Schedules.permutedGeometric(base: base, count: n, rng: &rng)
+        }
+        if let r = c.lastImportance, n > 0 { importance[n - 1] = Float(r) }
+        let data = DataDistribution.uniform(featureCount: n, probability: p, importance: importance)
+        let initialization = Initialization(bFinal: c.bias == .zero ? .zero : .xavier(), gate: c.gate.scheme)
+        let outDir = URL(fileURLWithPath: out ?? "results/\(preset ?? "train")")
 
         let net: Model
         let trainer: Trainer
@@ -184,14 +204,9 @@ struct TrainCommand: ParsableCommand {
         metrics["features_represented"] = .int(global.featuresRepresented())
         try JSONValue.object(metrics).write(to: outDir.appendingPathComponent("metrics.json"), options: JSONWriteOptions(nonFinite: .null))
 
-        var config = JSONObject()
-        config["model"] = model.toJSON()
-        config["data"] = data.toJSON()
-        config["training"] = training.toJSON()
-        config["initialization"] = .object(["W": "xavier", "b_final": .string(initBias.rawValue), "gate": .string(initGate.rawValue)])
-        config["seed"] = .string(String(seed))
-        try JSONValue.object(config).write(to: outDir.appendingPathComponent("config.json"))
+        try JSONValue.object(configJSON(c, data: data)).write(to: outDir.appendingPathComponent("config.json"))
         try provenance.toJSON().write(to: outDir.appendingPathComponent("provenance.json"))
+        try TrainReport.write(net, config: c, preset: preset, result: result, to: outDir)
 
         if !quiet {
             let counts = net.expertMatrices().map { Metrics.geometrySummary($0) }
@@ -199,7 +214,32 @@ struct TrainCommand: ParsableCommand {
             for (e, s) in counts.enumerated() {
                 print("expert \(e): \(s.representedCount) features represented (norm > 0.5), \(s.dedicatedCount) dedicated, \(s.antipodalPairCount) antipodal pairs, features per dimension \(String(format: "%.2f", s.featuresPerDimension))")
             }
-            print("results written to \(outDir.path)/ (model.npz, history.npy, metrics.json, config.json, provenance.json)")
+            print("results written to \(outDir.path)/ (index.html, model.npz, history.npy, metrics.json, config.json, provenance.json)")
         }
+    }
+
+    /// config.json: the configuration that ran, with the key names and spellings of the Lua API
+    /// (`toymoe.model`, `toymoe.data`, `toymoe.train`), numbers as JSON numbers.
+    func configJSON(_ c: TrainPreset, data: DataDistribution) -> JSONObject {
+        var config = JSONObject()
+        config["preset"] = preset.map { .string($0) } ?? .null
+        config["model"] = c.model.toJSON()
+        var d = JSONObject()
+        d["feature_probability"] = .number(Double(String(c.featureProbability)) ?? Double(c.featureProbability))  // the Float as written, not widened
+        switch c.importance {
+        case .geometric(let b): d["importance_schedule"] = .object(["geometric": .number(b)])
+        case .permutedGeometric(let b): d["importance_schedule"] = .object(["permuted_geometric": .number(b)])
+        }
+        d["last_importance"] = c.lastImportance.map { .number($0) } ?? .null
+        d["importance"] = .floats(data.importance)
+        config["data"] = .object(d)
+        var training = JSONObject()
+        if case .object(let o) = c.training.toJSON() {
+            for (k, v) in o.entries { training[k == "load_balancing_loss" ? "load_balancing" : k] = v }
+        }
+        config["training"] = .object(training)
+        config["init"] = .object(["W": "xavier", "b_final": .string(c.bias.rawValue), "gate": .string(c.gate.luaName)])
+        config["seed"] = Int(exactly: seed).map { .int($0) } ?? .string(String(seed))
+        return config
     }
 }

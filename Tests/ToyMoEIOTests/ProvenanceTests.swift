@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ToyMoEBuildInfo
 import ToyMoEIO
 
 @Suite("Provenance")
@@ -30,14 +31,15 @@ struct ProvenanceTests {
     @Test("JSON has the documented keys in order and round trips")
     func jsonRoundTrip() throws {
         var record = Provenance(
-            tool: "toymoe train", gitCommit: String(repeating: "ab", count: 20), seed: 42, kernelVariant: "simd",
+            tool: "toymoe train", buildCommit: String(repeating: "cd", count: 20), buildDirty: true,
+            cwdGitCommit: String(repeating: "ab", count: 20), seed: 42, kernelVariant: "simd",
             commandLine: ["toymoe", "train", "--seed", "42"], startTime: "2024-01-01T00:00:00.000Z",
             endTime: "2024-01-01T00:00:01.500Z", wallSeconds: 1.5,
             host: HostInfo(os: "Linux", osVersion: "6.1", architecture: "x86_64", cpuCount: 2, activeCPUCount: 2),
             extra: ["experts": 4, "sparsity": 0.9])
         let json = record.toJSON()
         #expect(json.objectValue?.keys == [
-            "tool", "tool_version", "git_commit", "seed", "kernel_variant", "command_line", "start_time",
+            "tool", "tool_version", "build_commit", "build_dirty", "cwd_git_commit", "seed", "kernel_variant", "command_line", "start_time",
             "end_time", "wall_seconds", "host", "swift_compiler", "extra",
         ])
         #expect(json["tool_version"] == .string(ToyMoEVersion.string))
@@ -48,11 +50,15 @@ struct ProvenanceTests {
         #expect(try Provenance(json: JSONValue(parsing: text)) == record)
 
         record.seed = .max
-        record.gitCommit = nil
+        record.cwdGitCommit = nil
+        record.buildCommit = nil
+        record.buildDirty = nil
         record.endTime = nil
         record.wallSeconds = nil
         #expect(record.toJSON()["seed"] == .string("18446744073709551615"))
-        #expect(record.toJSON()["git_commit"] == .null)
+        #expect(record.toJSON()["cwd_git_commit"] == .null)
+        #expect(record.toJSON()["build_commit"] == .string("unknown"))
+        #expect(record.toJSON()["build_dirty"] == .null)
         #expect(try Provenance(json: JSONValue(parsing: record.toJSON().prettyPrinted())) == record)
 
         expectError(ProvenanceError.self, { _ = try Provenance(json: ["tool": 3]) }) { $0.field == "tool" }
@@ -63,7 +69,8 @@ struct ProvenanceTests {
         var record = Provenance.start(tool: "test", seed: 1, kernelVariant: "scalar", commandLine: ["x"], repository: nil)
         #expect(record.endTime == nil && record.wallSeconds == nil)
         #expect(record.host.cpuCount >= 1)
-        #expect(record.gitCommit == nil)
+        #expect(record.cwdGitCommit == nil)
+        #expect(record.buildCommit == ToyMoEBuild.commit && record.buildDirty == ToyMoEBuild.dirty)
         record.finish()
         #expect(record.endTime != nil)
         #expect((record.wallSeconds ?? -1) >= 0)
@@ -118,5 +125,18 @@ struct ProvenanceTests {
         try write("../..\n", ".git/worktrees/wt/commondir")
         try write("\(hashB)\n", ".git/refs/heads/feature")
         #expect(Provenance.gitCommit(at: worktree) == hashB.lowercased())
+    }
+}
+
+@Suite("SHA-256")
+struct SHA256Tests {
+    @Test("FIPS 180-4 test vectors, including the two-block and padding-boundary cases")
+    func vectors() {
+        #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex("abc".utf8) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000))
+            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }

@@ -156,7 +156,7 @@ import ToyMoEIO
         let merge = try Self.toymoe(["merge", "--help"], in: dir)
         #expect(merge.stdout.contains("USAGE: toymoe merge <destination>"))
         let version = try Self.toymoe(["--version"], in: dir)
-        #expect(version.stdout == ToyMoEVersion.string + "\n")
+        #expect(version.stdout.hasPrefix(ToyMoEVersion.string + " (commit "))
     }
 
     @Test("toymoe run: a script into a directory; numpy-format output read back; errors exit non-zero with file:line")

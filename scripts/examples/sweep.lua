@@ -1,3 +1,4 @@
+-- A small sweep of the 2-feature, 1-dimension dense model over sparsity and relative importance.
 -- A small sweep: the 2-feature, 1-dimension dense model over sparsity S and relative importance r, 3 restarts
 -- per cell, keeping the lowest final loss (as the paper's phase diagrams do).
 -- Run: toymoe run scripts/examples/sweep.lua --out results/sweep --jobs 2     (add --resume after an interruption)

@@ -1,3 +1,4 @@
+-- Every bundled experiment of the paper and the TMS classics, one after the other, with an index of verdicts.
 -- Every bundled experiment of the paper (and the TMS classics), one after the other, into subdirectories of --out,
 -- with an index of their verdicts.
 --

@@ -1,3 +1,4 @@
+-- Fig. 2: a Mixture-of-Experts (3 experts of 2 dimensions, top-1) with the same total width as Fig. 1's dense model.
 -- Fig. 2 (SPEC §7.2, R2): a Mixture-of-Experts with the same total width as Fig. 1's dense model:
 -- n = 20, E = 3 experts of m = 2, top-1, importance 0.7^i, p = 0.1, no load balancing, Xavier router (frozen:
 -- with k = 1 the router gets no reconstruction gradient, SPEC §3.3).

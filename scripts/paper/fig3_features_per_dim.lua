@@ -1,3 +1,4 @@
+-- Fig. 3 and Fig. 7: features per dimension and final loss against sparsity, dense vs MoEs of equal total width.
 -- Fig. 3 and Fig. 7 of "Sparsity and Superposition in Mixture of Experts" (SPEC §7.3, §7.4, R3, R4, Appendix B.1):
 -- features per dimension (FPD, §6.5) and final loss against 1/p for a dense model and three MoEs of the same
 -- total hidden width E·m = 20. n = 100, importance all ones, no load balancing, the vectorized trainer's

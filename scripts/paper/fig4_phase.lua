@@ -1,3 +1,4 @@
+-- Fig. 4 and the appendix box plot: phase diagrams of small dense and MoE models over sparsity and importance.
 -- Fig. 4 of "Sparsity and Superposition in Mixture of Experts" (SPEC §6.3, §6.10, §7.5, R5) and the appendix box
 -- plot of the phase-change losses (§7.6, R6), compared with the authors' numbers (Appendices B.2, B.3).
 --

@@ -1,3 +1,4 @@
+-- Fig. 5: routing regions of a 2-feature MoE under three router initializations (zero, Xavier, diagonal).
 -- Fig. 5 of "Sparsity and Superposition in Mixture of Experts" (SPEC §7.7, R7): routing regions of a 2-feature MoE
 -- under three router initializations. n = 2, m = 1, E = 3, k = 1, no load balancing, importance 1, density
 -- p = 0.5, the early-stop trainer (batch 100, ≤ 10,000 steps, lr × 0.1 whenever the minibatch loss < 0.015, stop

@@ -1,3 +1,4 @@
+-- Fig. 6: the router's initialization steers which features each expert represents monosemantically.
 -- Fig. 6 (v2: Fig. 5) of "Sparsity and Superposition in Mixture of Experts" (SPEC §7.8, R8): the router's
 -- initialization steers which features an expert represents monosemantically. n = 20, m = 5, E = 4, k = 1, no load
 -- balancing, sum-over-features loss, batch 1024, AdamW 1e-3. With k = 1 the router is frozen (SPEC §3.3), so each

@@ -1,3 +1,4 @@
+-- Table 1: does a random K-hot router make experts specialize, compared with a Xavier router?
 -- Table 1 of "Sparsity and Superposition in Mixture of Experts" (SPEC §6.7, §7.9, R9): does a random K-hot router
 -- make experts specialize, i.e. route inputs to the expert that holds their features monosemantically?
 -- n = 100, m = 10, E = 10, k = 1, p = 0.1, importance 0.9^{perm} with ONE permutation shared by all models,

@@ -1,3 +1,4 @@
+-- Toy Models of Superposition, intro figure: 5 features in 2 dimensions as the features get sparser.
 -- "Toy Models of Superposition" (Elhage et al. 2022) intro figure (SPEC Appendix C), the dense predecessor of the
 -- MoE paper: n = 5 features, m = 2 hidden dimensions, importance 0.9^i, densities p_k = 20^(−k/9) for k = 0…9
 -- (sparsity 0 … 0.95), TMS setup: ReLU-output model x̂ = ReLU(WᵀW x + b) (an E = 1 model here), mean-over-features

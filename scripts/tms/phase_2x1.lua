@@ -1,3 +1,4 @@
+-- Toy Models of Superposition: phase diagram of 2 features in 1 dimension over density and relative importance.
 -- "Toy Models of Superposition" (Elhage et al. 2022) phase diagram for n = 2 features, m = 1 hidden dimension
 -- (SPEC Appendix C). Feature 1 has importance 1, feature 2 importance r (log-spaced 0.1…10); both have density s
 -- (log-spaced 1…0.01). Per cell several models are trained and the lowest final loss is kept. Each cell is
