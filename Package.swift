@@ -12,7 +12,7 @@ import PackageDescription
 
 // The SIMD kernels are one source file compiled three times (the AVX2 and AVX-512 folders hold symlinks to it):
 // for the baseline ISA, for x86-64-v3 (AVX2 + FMA) and for x86-64-v4 (AVX-512). Each copy is its own module so that
-// wide instructions never leak into code that runs before the CPU check (NOTES.md: a binary whose main module is
+// wide instructions never leak into code that runs before the CPU check (measured: a binary whose main module is
 // built for v3/v4 dies with SIGILL on an older CPU before any check runs). `CToyMoECPU`, built without ISA flags,
 // tells at run time which copies this CPU may call. `-Xcc -march=…` also sets Swift's own code generation.
 // SwiftPM has no per-architecture flag condition, so the ISA flags are chosen here by the host's architecture
