@@ -95,67 +95,9 @@ import ToyMoEIO
 
     // MARK: The toymoe executable
 
-    struct ChildRun {
-        var status: Int32
-        var signaled: Bool
-        var stderr: String
-        var seconds: Double
-        /// The child's own peak RSS, when it can be measured (see `spawn`).
-        var maxRSSMiB: Double?
-    }
-
     /// Peak RSS allowed for a refused command: the process's own baseline is 21–25 MiB (debug build, measured with
     /// GNU time); the old code reached 650 MiB (toymoe.data), 1.1 GiB (toymoe.geometric) or grew without end.
     static let rssBoundMiB = 64.0
-
-    /// GNU time, when installed: the one way found to measure the child's own peak RSS (see `spawn`).
-    static let gnuTime = FileManager.default.isExecutableFile(atPath: "/usr/bin/time") ? "/usr/bin/time" : nil
-
-    /// Runs `toymoe arguments` via posix_spawn and wait4 (exit status, wall time); stderr goes to a file in `dir`.
-    /// Paths in `arguments` must be absolute (the child runs in this process's directory).
-    /// Peak RSS: Linux carries the parent's high-water mark into a child created by fork/vfork + exec, so `wait4`
-    /// on a child of this (large) test process reports this process's RSS, not the child's. The child is therefore
-    /// started through GNU time (a small process whose own child's `ru_maxrss` is its own); without it
-    /// `maxRSSMiB` is nil and the RSS bound is not checked (the time bound still is).
-    static func spawn(_ arguments: [String], in dir: URL) throws -> ChildRun {
-        let errPath = dir.appendingPathComponent("stderr-\(UUID().uuidString)").path
-        let rssPath = dir.appendingPathComponent("rss-\(UUID().uuidString)").path
-        var args = [CLITests.executable.path] + arguments
-        if let time = gnuTime { args = [time, "-f", "%M", "-o", rssPath] + args }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        defer { for p in cArgs { free(p) } }
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "SLURM_ARRAY_TASK_ID")
-        var cEnv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in cEnv { free(p) } }
-        var pid: pid_t = 0
-        let start = Date()
-        let rc = posix_spawn(&pid, args[0], &actions, nil, &cArgs, &cEnv)
-        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        let seconds = Date().timeIntervalSince(start)
-        var signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-        var code = (status >> 8) & 0xff
-        var rss: Double? = nil
-        if gnuTime != nil {
-            // GNU time exits with the child's status, or 128 + signal (and says "Command terminated by signal").
-            let report = (try? String(contentsOfFile: rssPath, encoding: .utf8)) ?? ""
-            if report.contains("terminated by signal") { signaled = true }
-            if code > 128 { signaled = true; code = 0 }
-            rss = report.split(separator: "\n").last.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }.map { $0 / 1024 }
-        }
-        return ChildRun(
-            status: code, signaled: signaled,
-            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "", seconds: seconds, maxRSSMiB: rss)
-    }
 
     @Test("toymoe train refuses a huge size at once: n_features 1e9 (and an overflowing E·n·m) in under a second")
     func trainHugeSizeRefusedFirst() throws {
@@ -168,11 +110,11 @@ import ToyMoEIO
             (["--n-features", "20000000", "--n-hidden", "1", "--batch-size", "4000000"], "GiB"),
         ]
         for (options, needle) in cases {
-            let r = try Self.spawn(["train", "--quiet", "--out", dir.appendingPathComponent("o").path] + options, in: dir)
-            print("toymoe train \(options.joined(separator: " ")): exit \(r.status) in \(String(format: "%.3f", r.seconds)) s, peak RSS \(r.maxRSSMiB.map { String(format: "%.1f MiB", $0) } ?? "not measured (no /usr/bin/time)")")
+            let r = try ChildProcess.run(["train", "--quiet", "--out", dir.appendingPathComponent("o").path] + options, in: dir)
+            print("toymoe train \(options.joined(separator: " ")): \(r.summary)")
             #expect(!r.signaled && r.status != 0, "\(options): status \(r.status)")
             #expect(r.seconds < 1.0, "\(options): took \(r.seconds) s")
-            if let rss = r.maxRSSMiB { #expect(rss < Self.rssBoundMiB, "\(options): peak RSS \(rss) MiB") }
+            r.expectPeakRSS(atMost: Self.rssBoundMiB, "toymoe train \(options.joined(separator: " "))")
             #expect(r.stderr.contains(needle), "\(options): expected '\(needle)' in: \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o").path), "wrote output before refusing")
         }
@@ -191,12 +133,12 @@ import ToyMoEIO
         for (i, (source, needles)) in cases.enumerated() {
             let script = dir.appendingPathComponent("s\(i).lua")
             try source.write(to: script, atomically: true, encoding: .utf8)
-            let r = try Self.spawn(
+            let r = try ChildProcess.run(
                 ["run", script.path, "--out", dir.appendingPathComponent("o\(i)").path, "--quiet", "--memory-limit", "64"], in: dir)
-            print("\(source) under --memory-limit 64: exit \(r.status) in \(String(format: "%.3f", r.seconds)) s, peak RSS \(r.maxRSSMiB.map { String(format: "%.1f MiB", $0) } ?? "not measured (no /usr/bin/time)")")
+            print("\(source) under --memory-limit 64: \(r.summary)")
             #expect(!r.signaled && r.status == 1, "\(source): status \(r.status)")
             #expect(r.seconds < 1.0, "\(source): took \(r.seconds) s")
-            if let rss = r.maxRSSMiB { #expect(rss < Self.rssBoundMiB, "\(source): peak RSS \(rss) MiB") }
+            r.expectPeakRSS(atMost: Self.rssBoundMiB, source)
             #expect(r.stderr.contains("s\(i).lua:1:"), "no file:line: \(r.stderr)")
             for needle in needles { #expect(r.stderr.contains(needle), "\(source): expected '\(needle)' in: \(r.stderr)") }
         }

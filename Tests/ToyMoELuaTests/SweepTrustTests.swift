@@ -325,58 +325,6 @@ import ToyMoEIO
         }
         """
 
-    struct Child {
-        let pid: pid_t
-        let errPath: String
-        let start = Date()
-        /// (exit status, signaled, stderr, seconds, peak RSS MiB)
-        func wait() -> (status: Int32, signaled: Bool, stderr: String, seconds: Double, rssMiB: Double) {
-            var status: Int32 = 0
-            var usage = rusage()
-            while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-            let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-            return ((status >> 8) & 0xff, signaled, (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "",
-                    Date().timeIntervalSince(start), Double(usage.ru_maxrss) / 1024)
-        }
-    }
-
-    static func spawn(_ args: [String], in dir: URL) throws -> Child {
-        let errPath = dir.appendingPathComponent("err-\(UUID().uuidString.prefix(8))").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        // Spawned directly (an intermediate shell's exec would fold this process's peak RSS into the child's), with
-        // absolute paths in `args` (changing this process's directory would race with parallel tests).
-        let full = [CLITests.executable.path] + args
-        var cArgs: [UnsafeMutablePointer<CChar>?] = full.map { strdup($0) } + [nil]
-        defer { for p in cArgs { free(p) } }
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "SLURM_ARRAY_TASK_ID")
-        var cEnv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in cEnv { free(p) } }
-        // Default dispositions and an empty mask for SIGINT/SIGTERM, whatever the test runner set (a process
-        // keeps an ignored or blocked signal across exec, and toymoe respects an ignored one, like a shell's
-        // background job).
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t(), both = sigset_t()
-        sigemptyset(&none)
-        sigemptyset(&both)
-        sigaddset(&both, SIGINT)
-        sigaddset(&both, SIGTERM)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &both)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, full[0], &actions, &attr, &cArgs, &cEnv)
-        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
-        return Child(pid: pid, errPath: errPath)
-    }
-
     /// Waits until `count` cell files exist (or 60 s pass).
     static func waitForCells(_ cells: URL, count: Int) {
         let deadline = Date().addingTimeInterval(60)
@@ -395,7 +343,7 @@ import ToyMoEIO
         #expect(reference.status == 0, "\(reference.stderr)")
         for (sig, expected, name) in [(SIGINT, Int32(130), "SIGINT"), (SIGTERM, Int32(143), "SIGTERM")] {
             let out = "o-\(name)"
-            let child = try Self.spawn(
+            let child = try ChildProcess.start(
                 ["run", dir.appendingPathComponent("s.lua").path, "--out", dir.appendingPathComponent(out).path, "--quiet", "--jobs", "2"],
                 in: dir)
             Self.waitForCells(dir.appendingPathComponent("\(out)/cells"), count: 3)
@@ -421,7 +369,7 @@ import ToyMoEIO
                 ["run", dir.appendingPathComponent("s.lua").path, "--out", root.path, "--quiet", "--jobs", "2", "--resume"], in: dir)
             #expect(resumed.status == 0, "\(resumed.stderr)")
             try OutputFiles.expectSame(dir.appendingPathComponent("ref"), root, normalizeConfig: true)
-            print("\(name): exit \(r.status) after \(String(format: "%.2f", r.seconds)) s with \(finished.count)/16 cells finished; peak RSS \(String(format: "%.0f", r.rssMiB)) MiB; --resume matched the uninterrupted run")
+            print("\(name): exit \(r.status) after \(String(format: "%.2f", r.seconds)) s with \(finished.count)/16 cells finished; peak RSS \(r.peakRSSText) (polled); --resume matched the uninterrupted run")
         }
     }
 
@@ -430,7 +378,7 @@ import ToyMoEIO
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-concurrent")
         try Self.slowScript.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
         let script = dir.appendingPathComponent("s.lua").path, out = dir.appendingPathComponent("o").path
-        let first = try Self.spawn(["run", script, "--out", out, "--quiet"], in: dir)
+        let first = try ChildProcess.start(["run", script, "--out", out, "--quiet"], in: dir)
         Self.waitForCells(dir.appendingPathComponent("o/cells"), count: 1)
         let started = Date()
         let second = try CLITests.toymoe(["run", "s.lua", "--out", "o", "--quiet", "--resume"], in: dir)

@@ -3,80 +3,6 @@ import Testing
 import ToyMoEIO
 @testable import ToyMoELua
 
-/// Runs the real `toymoe` in a child process and measures what only a process shows: exit status, signal, wall time
-/// and peak RSS (wait4), as HostileProcessTests does, with arbitrary `toymoe run` options.
-enum ChildRun {
-    struct Result {
-        var status: Int32
-        var signaled: Bool
-        var stderr: String
-        var seconds: Double
-        var maxRSSMiB: Double
-    }
-
-    /// `arguments` that name files must be absolute (the child runs in this process's directory).
-    static func toymoe(_ arguments: [String], in dir: URL) throws -> Result {
-        let errPath = dir.appendingPathComponent("stderr-\(UUID().uuidString)").path
-        let args = [CLITests.executable.path] + arguments
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        defer { for p in cArgs { free(p) } }
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "SLURM_ARRAY_TASK_ID")
-        var cEnv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in cEnv { free(p) } }
-        var pid: pid_t = 0
-        let start = Date()
-        let rc = posix_spawn(&pid, args[0], &actions, nil, &cArgs, &cEnv)
-        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
-        var status: Int32 = 0
-        var usage = rusage()
-        // Linux carries the parent's peak RSS into a spawned child's ru_maxrss (it is recorded at exec), so in a
-        // test process that has grown, wait4 alone reports the test process's peak. The child's own high-water
-        // mark (VmHWM of its fresh address space) is polled meanwhile and used when wait4's figure is the
-        // inherited one.
-        var polledKiB = 0
-        while true {
-            let done = wait4(pid, &status, WNOHANG, &usage)
-            if done == pid { break }
-            if done < 0 && errno != EINTR { break }
-            polledKiB = max(polledKiB, highWaterKiB(pid))
-            usleep(1000)
-        }
-        let seconds = Date().timeIntervalSince(start)
-        let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-        // The inherited figure is at most this process's peak now (peaks only grow; other tests run in parallel).
-        var own = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &own)
-        let rssKiB = usage.ru_maxrss > own.ru_maxrss ? usage.ru_maxrss : polledKiB
-        return Result(
-            status: (status >> 8) & 0xff, signaled: signaled,
-            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "", seconds: seconds,
-            maxRSSMiB: Double(rssKiB) / 1024)
-    }
-
-    /// VmHWM of a running process, KiB (0 if unavailable).
-    static func highWaterKiB(_ pid: pid_t) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
-        else { return 0 }
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
-    }
-
-    /// Peak RSS of `toymoe run` on a script that does nothing (Swift runtime, Foundation, Lua).
-    static func baselineRSS(in dir: URL) throws -> Double {
-        try "print('ok')".write(to: dir.appendingPathComponent("baseline.lua"), atomically: true, encoding: .utf8)
-        let r = try toymoe(["run", dir.appendingPathComponent("baseline.lua").path, "--quiet", "--out", dir.appendingPathComponent("baseline-out").path], in: dir)
-        #expect(r.status == 0, "baseline: \(r.stderr)")
-        return r.maxRSSMiB
-    }
-}
-
 // MARK: - Same seed, same bytes
 
 /// `table.sort` is a stable merge sort: its order is a function of the input and the comparator only.
@@ -245,7 +171,7 @@ enum ChildRun {
     @Test("a script that runs itself stops at depth 16 with an error naming toymoe.run_script (a child process: no signal)")
     func depthLimit() throws {
         let dir = try Self.scripts(["rec.lua": Self.recursive])
-        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/rec.lua", "--quiet", "--out", "\(dir.path)/o"], in: dir)
+        let r = try ChildProcess.run(["run", "\(dir.path)/scripts/rec.lua", "--quiet", "--out", "\(dir.path)/o"], in: dir)
         #expect(!r.signaled, "killed by a signal")
         #expect(r.status == 1, "exit \(r.status): \(r.stderr.prefix(500))")
         #expect(r.stderr.contains("rec.lua:2: toymoe.run_script: nesting depth limit reached: 16 scripts"), "\(r.stderr.prefix(2000))")
@@ -272,19 +198,18 @@ enum ChildRun {
             end
             return { depth = depth }
             """])
-        let baseline = try ChildRun.baselineRSS(in: dir)
-        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/mem.lua", "--quiet", "--out", "\(dir.path)/o", "--memory-limit", "64"], in: dir)
+        let baseline = try ChildProcess.baselineRSS(in: dir)
+        let r = try ChildProcess.run(["run", "\(dir.path)/scripts/mem.lua", "--quiet", "--out", "\(dir.path)/o", "--memory-limit", "64"], in: dir)
         #expect(!r.signaled)
         #expect(r.status == 1, "exit \(r.status): \(r.stderr.prefix(500))")
         #expect(r.stderr.contains("not enough memory"), "\(r.stderr.prefix(1000))")
         #expect(r.stderr.contains("mem.lua:5:"), "\(r.stderr.prefix(1000))")
-        let bound = 64 + baseline + 96
-        #expect(r.maxRSSMiB <= bound, "peak RSS \(r.maxRSSMiB) MiB > \(bound) MiB")
+        let bound = baseline.map { 64 + $0 + 96 }
+        r.expectPeakRSS(atMost: bound, "nested memory under --memory-limit 64")
         // The same scripts fit in a limit that covers all levels at once.
-        let ok = try ChildRun.toymoe(["run", "\(dir.path)/scripts/mem.lua", "--quiet", "--out", "\(dir.path)/o2", "--memory-limit", "256"], in: dir)
+        let ok = try ChildProcess.run(["run", "\(dir.path)/scripts/mem.lua", "--quiet", "--out", "\(dir.path)/o2", "--memory-limit", "256"], in: dir)
         #expect(ok.status == 0, "\(ok.stderr.prefix(1000))")
-        print(String(format: "nested memory: 6 levels × 20 MiB under 64 MiB: exit %d, peak RSS %.0f MiB (baseline %.0f); under 256 MiB: exit %d, peak RSS %.0f MiB",
-                     r.status, r.maxRSSMiB, baseline, ok.status, ok.maxRSSMiB))
+        print("nested memory: 6 levels × 20 MiB under 64 MiB: \(r.summary) (baseline \(ChildProcess.mib(baseline)), bound \(ChildProcess.mib(bound))); under 256 MiB: \(ok.summary)")
     }
 
     /// A script's state used to outlive its run (the bindings capture their runtime): 12 scripts run one after the
@@ -296,14 +221,14 @@ enum ChildRun {
             "child.lua": "local keep = {} for i = 1, 20 do keep[i] = string.rep(string.char(65 + i), 1 << 20) end return { n = #keep }",
             "parent.lua": "local n = 0 for i = 1, 12 do n = n + toymoe.run_script{ script = 'child.lua', out = 'c' .. i }.n end return { n = n }",
         ])
-        let baseline = try ChildRun.baselineRSS(in: dir)
-        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/parent.lua", "--quiet", "--out", "\(dir.path)/o", "--memory-limit", "64"], in: dir)
+        let baseline = try ChildProcess.baselineRSS(in: dir)
+        let r = try ChildProcess.run(["run", "\(dir.path)/scripts/parent.lua", "--quiet", "--out", "\(dir.path)/o", "--memory-limit", "64"], in: dir)
         #expect(r.status == 0, "\(r.stderr.prefix(1000))")
         let result = try JSONValue(contentsOf: dir.appendingPathComponent("o/result.json"))
         #expect(result["n"]?.intValue == 240)
-        let bound = 64 + baseline + 96
-        #expect(r.maxRSSMiB <= bound, "peak RSS \(r.maxRSSMiB) MiB > \(bound) MiB")
-        print(String(format: "sequential scripts: 12 × 20 MiB under 64 MiB: exit %d, peak RSS %.0f MiB (baseline %.0f)", r.status, r.maxRSSMiB, baseline))
+        let bound = baseline.map { 64 + $0 + 96 }
+        r.expectPeakRSS(atMost: bound, "sequential scripts under --memory-limit 64")
+        print("sequential scripts: 12 × 20 MiB under 64 MiB: \(r.summary) (baseline \(ChildProcess.mib(baseline)), bound \(ChildProcess.mib(bound)))")
     }
 
     /// Each level spins about 0.4 s (debug build) before starting the next: 4 levels under a 1 s limit. With a fresh
@@ -320,10 +245,10 @@ enum ChildRun {
             return { depth = depth }
             """])
         // Without a limit all 4 levels complete: how long that takes here.
-        let free = try ChildRun.toymoe(["run", "\(dir.path)/scripts/time.lua", "--quiet", "--out", "\(dir.path)/free"], in: dir)
+        let free = try ChildProcess.run(["run", "\(dir.path)/scripts/time.lua", "--quiet", "--out", "\(dir.path)/free"], in: dir)
         #expect(free.status == 0, "\(free.stderr.prefix(1000))")
         let limit = max(0.3, free.seconds / 3)
-        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/time.lua", "--quiet", "--out", "\(dir.path)/o", "--time-limit", String(format: "%.2f", limit)], in: dir)
+        let r = try ChildProcess.run(["run", "\(dir.path)/scripts/time.lua", "--quiet", "--out", "\(dir.path)/o", "--time-limit", String(format: "%.2f", limit)], in: dir)
         #expect(!r.signaled)
         #expect(r.status == 1, "exit \(r.status): \(r.stderr.prefix(500))")
         #expect(r.stderr.contains("time limit of"), "\(r.stderr.prefix(1000))")
@@ -345,9 +270,9 @@ enum ChildRun {
             end
             return { depth = depth }
             """])
-        let ok = try ChildRun.toymoe(["run", "\(dir.path)/scripts/count.lua", "--quiet", "--out", "\(dir.path)/ok", "--instruction-limit", "1000000000"], in: dir)
+        let ok = try ChildProcess.run(["run", "\(dir.path)/scripts/count.lua", "--quiet", "--out", "\(dir.path)/ok", "--instruction-limit", "1000000000"], in: dir)
         #expect(ok.status == 0, "\(ok.stderr.prefix(1000))")
-        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/count.lua", "--quiet", "--out", "\(dir.path)/o", "--instruction-limit", "50000000"], in: dir)
+        let r = try ChildProcess.run(["run", "\(dir.path)/scripts/count.lua", "--quiet", "--out", "\(dir.path)/o", "--instruction-limit", "50000000"], in: dir)
         #expect(!r.signaled)
         #expect(r.status == 1, "exit \(r.status): \(r.stderr.prefix(500))")
         #expect(r.stderr.contains("instruction budget exceeded (limit: 50000000 instructions)"), "\(r.stderr.prefix(1000))")
@@ -362,11 +287,11 @@ enum ChildRun {
                   run = function(cell) local s = 0 for i = 1, 4e6 do s = s + i end return { s = s } end }
                 """,
         ])
-        let free = try ChildRun.toymoe(["run", "\(dir.path)/scripts/outer.lua", "--quiet", "--out", "\(dir.path)/free"], in: dir)
+        let free = try ChildProcess.run(["run", "\(dir.path)/scripts/outer.lua", "--quiet", "--out", "\(dir.path)/free"], in: dir)
         #expect(free.status == 0, "\(free.stderr.prefix(1000))")
         // Each cell alone fits the limit; all 8 together do not.
         let limit = max(0.3, free.seconds / 3)
-        let r = try ChildRun.toymoe(["run", "\(dir.path)/scripts/outer.lua", "--quiet", "--out", "\(dir.path)/o", "--time-limit", String(format: "%.2f", limit)], in: dir)
+        let r = try ChildProcess.run(["run", "\(dir.path)/scripts/outer.lua", "--quiet", "--out", "\(dir.path)/o", "--time-limit", String(format: "%.2f", limit)], in: dir)
         #expect(r.status == 1, "exit \(r.status) after \(r.seconds) s: \(r.stderr.prefix(1000))")
         #expect(r.stderr.contains("time limit of"), "\(r.stderr.prefix(1000))")
         #expect(r.seconds < limit + 1, "took \(r.seconds) s under a \(limit) s limit")
@@ -467,19 +392,19 @@ enum ChildRun {
     static let slackMiB = 96
 
     /// Runs `script` with `files` in its output directory under --memory-limit `limit`.
-    static func run(_ script: String, files: [String: Data] = [:], limit: Int = limitMiB, in dir: URL) throws -> ChildRun.Result {
+    static func run(_ script: String, files: [String: Data] = [:], limit: Int = limitMiB, in dir: URL) throws -> ChildProcess.Result {
         let name = "s-\(UUID().uuidString.prefix(8))"
         let out = dir.appendingPathComponent("out-\(name)")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         for (file, data) in files { try data.write(to: out.appendingPathComponent(file)) }
         try script.write(to: dir.appendingPathComponent("\(name).lua"), atomically: true, encoding: .utf8)
-        return try ChildRun.toymoe(["run", dir.appendingPathComponent("\(name).lua").path, "--quiet", "--out", out.path, "--memory-limit", "\(limit)"], in: dir)
+        return try ChildProcess.run(["run", dir.appendingPathComponent("\(name).lua").path, "--quiet", "--out", out.path, "--memory-limit", "\(limit)"], in: dir)
     }
 
     @Test("load_npy/load_npz/load_json of 40 MB files, save_npy/save_json of a 4M-entry table: clean errors, peak RSS ≤ limit + baseline + 96 MiB; small files still load")
     func loadersAndSavers() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-host-memory")
-        let baseline = try ChildRun.baselineRSS(in: dir)
+        let baseline = try ChildProcess.baselineRSS(in: dir)
         let n = 5_000_000  // 40 MB of float64
         let big = try NpyArray(float64: (0..<n).map { Double($0 % 1000) }, shape: [n / 1000, 1000])
         let npy = Data(big.npyBytes())
@@ -509,9 +434,9 @@ enum ChildRun {
             #expect(r.status == 1, "\(c.what): exit \(r.status): \(r.stderr.prefix(500))")
             #expect(r.stderr.contains(c.expected), "\(c.what): expected '\(c.expected)' in \(r.stderr.prefix(800))")
             #expect(r.stderr.contains(".lua:"), "\(c.what): no file:line in \(r.stderr.prefix(800))")
-            let bound = Double(c.limit) + baseline + Double(Self.slackMiB)
-            #expect(r.maxRSSMiB <= bound, "\(c.what): peak RSS \(r.maxRSSMiB) MiB > \(bound) MiB")
-            report.append(String(format: "%@ %.0f MiB (limit %d)", c.what, r.maxRSSMiB, c.limit))
+            let bound = baseline.map { Double(c.limit) + $0 + Double(Self.slackMiB) }
+            r.expectPeakRSS(atMost: bound, c.what)
+            report.append("\(c.what) (limit \(c.limit)): \(r.summary), bound \(ChildProcess.mib(bound))")
         }
         let ok = try Self.run("""
             local a = toymoe.load_npy('small.npy')
@@ -523,7 +448,7 @@ enum ChildRun {
             """, files: ["small.npy": small, "small.npz": Data(try Npz.bytes([("s", try NpyArray(float64: [1, 2, 3, 4, 5, 6], shape: [2, 3]))]))],
             in: dir)
         #expect(ok.status == 0, "small files: \(ok.stderr)")
-        print("host memory: baseline \(Int(baseline)) MiB; peak RSS: " + report.joined(separator: "; "))
+        print("host memory: baseline \(ChildProcess.mib(baseline)); " + report.joined(separator: "; "))
     }
 }
 
