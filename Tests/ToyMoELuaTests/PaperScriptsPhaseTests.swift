@@ -24,7 +24,7 @@ import ToyMoEIO
         #expect((arch?["loss"]?["min"]?.doubleValue ?? 0) >= 0.0099, "E = 1 carries the constant LB term 0.01")
         let phase = try PaperScriptsTests.svg(r.directory, "fig4_phase.svg")
         // Readable, 0-based panel titles; S ticks exact (0.025, not 0.03).
-        #expect(phase.contains("A: 2-1, E = 1 · expert 0") && phase.contains("sparsity S") && phase.contains("colour key"))
+        #expect(phase.contains("A: n = 2, m = 1, E = 1 · expert 0") && phase.contains("sparsity S") && phase.contains("colour key"))
         #expect(phase.contains(">0.025<") && !phase.contains(">0.03<"))
         #expect(PaperScriptsTests.count("class=\"node\"", in: phase) == 5, "one 2-1-2 network diagram")
         let box = try PaperScriptsTests.svg(r.directory, "box_losses.svg")

@@ -234,8 +234,8 @@ local function finish(rows)
   end
   toymoe.plot.lines{
     file = "fig3_fpd.svg", title = "Fig. 3: features per dimension vs 1/p",
-    footnote = string.format("solid: this run (%s, %d steps, batch %d); dashed: App. B.1",
-      seeds > 1 and string.format("mean ± sd over %d seeds", seeds) or "1 seed, so no error bars", steps, batch),
+    footnote = string.format("solid: %s, %d steps, batch %d; dashed: App. B.1",
+      seeds > 1 and string.format("mean ± sd over %d seeds", seeds) or "1 seed (no error bars)", steps, batch),
     x_log = true, x_range = { 1, 10 }, x_label = "1/p", y_label = "features per dimension",
     reference_y = { value = 1, label = "1", legend = "one feature per dimension" }, series = series, legend = "top_left",
   }

@@ -313,7 +313,7 @@ local function finish(rows)
     for e = 1, E do
       local x = G[arch].experts[e]
       -- Readable and 0-based like every index a person reads (the paper's family letter A/B/C kept).
-      local title = string.format("%s: %d-%d, E = %d · expert %d", family(arch), n, m, E, e - 1)
+      local title = string.format("%s: n = %d, m = %d, E = %d · expert %d", family(arch), n, m, E, e - 1)
       panels[#panels + 1] = { title = title, norms = x.norms, superposition = x.sup,
         footnote = string.format("max ‖W‖ %.2f", (function() local mx = 0 for _, r in ipairs(x.norms) do for _, v in ipairs(r) do mx = math.max(mx, v) end end return mx end)()) }
       if REF then
@@ -333,8 +333,8 @@ local function finish(rows)
     for k, v in pairs(phase_common) do o[k] = v end
     toymoe.plot.phase(o)
   end
-  phase("fig4_phase.svg", string.format("Fig. 4: last feature per expert (%d×%d cells, %d restarts, %d steps)",
-    #S_VALS, #R_VALS, restarts, steps), panels)
+  phase("fig4_phase.svg", string.format("Fig. 4: last feature per expert (%d×%d cells, %d restart%s, %d steps)",
+    #S_VALS, #R_VALS, restarts, restarts == 1 and "" or "s", steps), panels)
   if REF then phase("fig4_phase_authors.svg", "Authors' Fig. 4 at the same grid points", ref_panels) end
 
   -- Box plot of per-cell final losses (§7.6).
@@ -514,7 +514,7 @@ local function finish(rows)
   local full_grid = #S_VALS == 39 and #R_VALS == 58
   local reduced = {}
   if not full_grid then reduced[#reduced + 1] = string.format("a %d × %d grid instead of 39 × 58", #S_VALS, #R_VALS) end
-  if restarts < 10 then reduced[#reduced + 1] = string.format("%d restarts instead of 10", restarts) end
+  if restarts < 10 then reduced[#reduced + 1] = string.format("%d restart%s instead of 10", restarts, restarts == 1 and "" or "s") end
   if steps < 5000 then reduced[#reduced + 1] = string.format("%d steps instead of 5000", steps) end
   local all_ok = summary.verdict.dense_211_structure ~= false and fractions_ok and medians_ok
     and summary.verdict.loss_falls_with_E
