@@ -15,8 +15,10 @@ import ToyMoEPlot
 // "missing" rendering: `y` of `lines`/`scatter` (a gap, no point), the matrices of `heatmap` and `phase` (a grey
 // cell), and the values and errors of `grouped_bars` (no bar). ±inf is always an error.
 //
-// Index conventions: bars sit at x = 0 … n−1 (the paper's 0-based feature indices, so Fig. 1's marker is
-// `m - 0.5`), and heatmap tick labels are 0-based too; class ids of `categories` are 1-based (Lua), 0 = blank.
+// Index conventions (docs/LUA_API.md, "Index convention"): what a plot shows is 0-based — bars sit at x = 0 … n−1
+// (the paper's feature indices, so Fig. 1's marker is `m - 0.5`), heatmap tick labels are 0-based, and the default
+// `categories` names are "class 0", …; what a script passes in is Lua's: class ids of `categories` are 1-based,
+// 0 = blank.
 
 /// Size caps: a script error, never an attempt to draw something absurd.
 private enum PlotLimits {
@@ -783,7 +785,8 @@ extension Bindings {
                                    try p.optionalString("footnote")))
                 }
                 try checkCells(grids, o)
-                let classNames = names ?? (0..<max(largest, 1)).map { "class \($0 + 1)" }
+                // Default names follow the index convention: Lua's class id 1 is drawn as "class 0".
+                let classNames = names ?? (0..<max(largest, 1)).map { "class \($0)" }
                 let legendTitle = try o.label("legend_title")
                 let maps: [any Panel] = parsed.map {
                     CategoryMap(title: $0.title, classes: $0.classes, classNames: classNames, xAxis: xAxis, yAxis: yAxis,

@@ -98,6 +98,13 @@ import ToyMoEPlot
         #expect(verdict.hasPrefix("Fig. 5 verdict: ") && verdict.contains("cones") && !verdict.hasSuffix("true"))
     }
 
+    @Test("categories without class_names: Lua's class ids 1, 2 are drawn as class 0, class 1 (the plot is 0-based)")
+    func defaultClassNames() throws {
+        let r = try ScriptTestResult.run("toymoe.plot.categories{ file = 'c.svg', classes = {{1, 2}, {2, 0}} }")
+        let svg = try String(contentsOf: r.directory.appendingPathComponent("c.svg"), encoding: .utf8)
+        #expect(Self.texts(svg, class: "legend-label") == ["class 0", "class 1"])
+    }
+
     @Test("toymoe.plot.export writes a valid PNG (2 px per SVG unit) and PDF; a report links them and shows provenance")
     func exportAndProvenance() throws {
         let converter = FigureExport.converter()

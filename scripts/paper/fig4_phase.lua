@@ -390,7 +390,7 @@ local function finish(rows)
       local x = G[arch].experts[e]
       experts[e] = {
         fractions = round_list(mine[e][1], 3), low_S = round_list(mine[e][2], 3), high_S = round_list(mine[e][3], 3),
-        paper_expert = perm[e], paper = PAPER_FRACTIONS[arch][perm[e]],
+        paper_expert = perm[e] - 1, paper = PAPER_FRACTIONS[arch][perm[e]],  -- 0-based, like this list
         class_changes_per_row = round(class_changes(x.classes), 2),
         authors_at_grid = ref_fr and { fractions = round_list(ref_fr[e][1], 3), low_S = round_list(ref_fr[e][2], 3),
                                        high_S = round_list(ref_fr[e][3], 3),

@@ -30,11 +30,13 @@ toymoe.sweep{
     local r = toymoe.train(model, { data = toymoe.data{ feature_probability = p, importance = importance },
                                     steps = steps, batch_size = 1024, loss = "mean" })
     local g = M.geometry(model)
-    local pairs = {}
-    for j, pr in ipairs(g.antipodal_pairs) do pairs[j] = pr end
+    -- Feature indices 0-based in the cell files and the summary (like numpy); Lua's lists count from 1.
+    local pairs, represented = {}, {}
+    for j, pr in ipairs(g.antipodal_pairs) do pairs[j] = { pr[1] - 1, pr[2] - 1 } end
+    for j, i in ipairs(g.represented) do represented[j] = i - 1 end
     return { density = p, sparsity = 1 - p, final_loss = r.final_loss, W = model:W(1), importance = importance,
              norms = M.feature_norms(model), features_represented = g.features_represented,
-             represented = g.represented, n_antipodal_pairs = #g.antipodal_pairs, antipodal_pairs = pairs,
+             represented = represented, n_antipodal_pairs = #g.antipodal_pairs, antipodal_pairs = pairs,
              n_dedicated = #g.dedicated, bias = model:get("b_final")[1] }
   end,
   finish = function(rows)
