@@ -405,8 +405,15 @@ extension Bindings {
     /// The provenance rows of a report: what a reader needs to reproduce the page.
     static func reportProvenance(_ ctx: ScriptContext) -> [HTMLIndex.KeyValue] {
         var rows = [HTMLIndex.KeyValue("tool", "toymoe \(ToyMoEVersion.string)")]
-        rows.append(HTMLIndex.KeyValue("git commit",
-            Provenance.gitCommit(at: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)) ?? "unknown (not run inside a git checkout)"))
+        // The working directory's commit, as in provenance.json; run from elsewhere, the script's checkout's.
+        if let commit = Provenance.gitCommit(at: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)) {
+            rows.append(HTMLIndex.KeyValue("git commit", commit))
+        } else if let script = ctx.runOptions?.script,
+                  let commit = Provenance.gitCommit(at: script.deletingLastPathComponent()) {
+            rows.append(HTMLIndex.KeyValue("git commit", commit + " (of the script's checkout)"))
+        } else {
+            rows.append(HTMLIndex.KeyValue("git commit", "unknown (neither the working directory nor the script is in a git checkout)"))
+        }
         rows.append(HTMLIndex.KeyValue("seed", String(ctx.runSeed)))
         rows.append(HTMLIndex.KeyValue("kernels", KernelVariant.current))
         if let o = ctx.runOptions {

@@ -302,7 +302,15 @@ public struct HTMLIndex: Sendable {
                 return items.map { inlineText($0, depth: depth) ?? "" }.joined(separator: ", ")
             }
             if depth >= 4 { return compactJSON(value) }
-            // Lists of lists (matrices, grids) stay inline as JSON; lists of objects get a table.
+            // Short tuples of scalars (index pairs such as antipodal pairs) read as "(0, 5), (1, 2)".
+            let tuples = items.compactMap { $0.arrayValue }
+            if tuples.count == items.count, tuples.allSatisfy({ t in
+                (1...4).contains(t.count) && t.allSatisfy { $0.arrayValue == nil && $0.objectValue == nil }
+            }) {
+                return tuples.map { "(" + $0.map { inlineText($0, depth: depth) ?? "" }.joined(separator: ", ") + ")" }
+                    .joined(separator: ", ")
+            }
+            // Longer lists of lists (matrices, grids) stay inline as JSON; lists of objects get a table.
             return items.allSatisfy({ $0.objectValue != nil }) ? nil : compactJSON(value)
         case .object(let object):
             if object.isEmpty { return "(none)" }

@@ -134,6 +134,9 @@ import ToyMoEPlot
         // Provenance on the page; the nested summary as tables (a list of tables: a 0-based # column).
         #expect(html.contains("<section id=\"provenance\">") && html.contains("<th>seed</th><td><code>7</code>"))
         #expect(html.contains("toymoe \(ToyMoEVersion.string)") && html.contains("<th>kernels</th>"))
+        let commit = Provenance.gitCommit(at: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            ?? Provenance.gitCommit(at: r.directory)
+        #expect(html.contains("<th>git commit</th><td><code>\(commit ?? "unknown")"), "the commit of this checkout")
         #expect(!html.contains("<pre>") && html.contains("nested › list"))
         #expect(html.contains("<tr><td class=\"num\">0</td><td class=\"num\">1</td></tr>"))
     }

@@ -58,7 +58,8 @@ import ToyMoEIO
         let summary: JSONValue = .object([
             "figure": .string("Fig. 2"), "reproduced": .bool(true),
             "experts": .array([.object(["represented": .array([.int(0), .int(5)])]), .object(["represented": .array([])])]),
-            "paper": .object(["features_represented": .int(8), "grid": .array([.array([.int(1)])])]),
+            "paper": .object(["features_represented": .int(8), "grid": .array([.array([.int(1), .int(2), .int(3), .int(4), .int(5)])]),
+                              "pairs": .array([.array([.int(0), .int(5)]), .array([.int(1), .int(2)])])]),
         ])
         let index = HTMLIndex(title: "T", entries: [.init(heading: "A", figure: .inline("<svg width=\"10\" height=\"10\"></svg>"),
                                                           exports: ["a.png", "a.pdf"])],
@@ -70,7 +71,8 @@ import ToyMoEIO
         #expect(html.contains("<h3>experts</h3>"))
         #expect(html.contains("<thead><tr><th class=\"num\">#</th><th>represented</th></tr></thead>"))
         #expect(html.contains("<tr><td class=\"num\">0</td><td>0, 5</td></tr>") && html.contains("<tr><td class=\"num\">1</td><td>(none)</td></tr>"))
-        #expect(html.contains("<h3>paper</h3>") && html.contains("<tr><td>grid</td><td>[[1]]</td></tr>"))
+        #expect(html.contains("<h3>paper</h3>") && html.contains("<tr><td>grid</td><td>[[1,2,3,4,5]]</td></tr>")
+                && html.contains("<tr><td>pairs</td><td>(0, 5), (1, 2)</td></tr>"))
         #expect(html.contains("<section id=\"provenance\">") && html.contains("<tr><th>command</th><td><code>toymoe run x.lua</code></td></tr>"))
         #expect(html.contains("<p class=\"note\">PNG/PDF export skipped: test</p>"))
         #expect(html.contains("figure svg{display:block;max-width:100%;height:auto"))

@@ -76,7 +76,7 @@ local summary = {
   reproduced = shown.geometry.features_represented >= 8 and shown.pairs >= 2,
 }
 summary.verdict_text = string.format(
-  "Fig. 1 verdict: %s. Compared the median-loss model of %d: features represented in m = %d dimensions %d "
+  "Fig. 1 verdict: %s. Compared the median-loss model of %d seed(s): features represented in m = %d dimensions %d "
     .. "(paper 10, need >= 8), antipodal pairs %d (paper 4, need >= 2)%s",
   summary.reproduced and "reproduced" or "differs", seeds, m, summary.features_represented, summary.antipodal_pairs,
   summary.reproduced and ""

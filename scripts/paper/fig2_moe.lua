@@ -90,7 +90,7 @@ local summary = {
   reproduced = shown.total >= 6 and shown.total <= 10 and shown.pairs >= 2,
 }
 summary.verdict_text = string.format(
-  "Fig. 2 verdict: %s. Compared the median-loss model of %d: distinct features represented across %d experts %d "
+  "Fig. 2 verdict: %s. Compared the median-loss model of %d seed(s): distinct features represented across %d experts %d "
     .. "(paper about 8, need 6-10), antipodal pairs inside experts %d (paper 5, need >= 2)%s",
   summary.reproduced and "reproduced" or "differs", seeds, E, shown.total, shown.pairs,
   summary.reproduced and ""
