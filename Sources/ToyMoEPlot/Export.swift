@@ -54,7 +54,8 @@ public enum FigureExport {
 
     /// Writes `<svg's name without .svg>.png` / `.pdf` next to `svg` for each format, each written to a
     /// temporary name and renamed once complete and checked (magic bytes), so a reader never sees half a file.
-    /// The converter gets `timeout` seconds per file; a slower one is killed.
+    /// The converter gets `timeout` seconds per file; a slower one is killed. It runs with `SOURCE_DATE_EPOCH=0`
+    /// (unless set), so the same SVG gives the same PNG and PDF bytes.
     /// - Returns: the files written, in `formats` order.
     /// - Throws: `Failure` naming the file when the converter fails, times out or writes something that is
     ///   not a PNG/PDF.
@@ -106,6 +107,11 @@ public enum FigureExport {
         let process = Process()
         process.executableURL = program
         process.arguments = arguments
+        // A PDF records its creation time; a fixed one (the reproducible-builds convention, unless the caller set
+        // its own) keeps a rerun's PDF byte-identical, as every other file of a run is.
+        var environment = ProcessInfo.processInfo.environment
+        if environment["SOURCE_DATE_EPOCH"] == nil { environment["SOURCE_DATE_EPOCH"] = "0" }
+        process.environment = environment
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         let errPipe = Pipe()

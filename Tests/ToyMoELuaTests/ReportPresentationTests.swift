@@ -125,6 +125,12 @@ import ToyMoEPlot
         #expect(size.width == Int((2 * width).rounded()) && size.height == Int((2 * height).rounded()))
         let pdf = try Data(contentsOf: r.directory.appendingPathComponent("a.pdf"))
         #expect(pdf.starts(with: Array("%PDF-".utf8)) && pdf.count > 500)
+        // A second export of the same SVG, a second later (the PDF date's resolution), gives the same bytes: the
+        // PDF's creation date is fixed.
+        Thread.sleep(forTimeInterval: 1.1)
+        let again = try FigureExport.export(svg: r.directory.appendingPathComponent("a.svg"), formats: [.png, .pdf],
+                                            converter: try #require(converter.url))
+        #expect(try Data(contentsOf: again[0]) == png && Data(contentsOf: again[1]) == pdf, "export is reproducible")
         for name in ["figs/b.png", "figs/b.pdf"] {
             #expect(FileManager.default.fileExists(atPath: r.directory.appendingPathComponent(name).path), "\(name) missing")
         }
