@@ -418,14 +418,14 @@ extension Bindings {
         rows.append(HTMLIndex.KeyValue("kernels", KernelVariant.current))
         if let o = ctx.runOptions {
             rows.append(HTMLIndex.KeyValue("script", o.script.lastPathComponent))
-            if !o.commandLine.isEmpty {
-                rows.append(HTMLIndex.KeyValue("command", o.commandLine.joined(separator: " ")))
-            } else {
-                // Run from a library call (tests, toymoe.run_script): the equivalent command.
-                let params = o.params.map { "\($0.0)=\($0.1)" }
-                rows.append(HTMLIndex.KeyValue("command (equivalent)",
-                    (["toymoe", "run", o.script.lastPathComponent] + params + ["--seed", String(o.seed), "--jobs", String(o.jobs)]).joined(separator: " ")))
-            }
+            // The command that gives these results: the script, its KEY=VALUE words, the seed and the inputs.
+            // --jobs, --shard, --resume, --out and the limits do not change the results and are left out, so the
+            // page stays byte-identical across them (like every output but provenance.json and timings.csv);
+            // provenance.json keeps the literal command line.
+            var words = ["toymoe", "run", o.script.relativePath] + o.params.map { "\($0.0)=\($0.1)" }
+            words += ["--seed", String(o.seed)]
+            words += o.inputs.keys.sorted().map { "--input \($0)=\(o.inputs[$0]!.path)" }
+            rows.append(HTMLIndex.KeyValue("command", words.joined(separator: " ")))
         }
         return rows
     }

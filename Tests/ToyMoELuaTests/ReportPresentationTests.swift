@@ -176,6 +176,33 @@ import ToyMoEPlot
         #expect(bad.url == nil && bad.reason.contains("TOYMOE_SVG_CONVERTER=/nonexistent/rsvg is not an executable file"))
     }
 
+    @Test("a sweep's report, its PNG and its PDF are byte-identical with --jobs 1 and --jobs 2 (no run-specific provenance on the page)")
+    func reportDeterministic() throws {
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-export")
+        try """
+            toymoe.sweep{ cells = { { a = 1 }, { a = 2 } },
+              run = function(cell) return { v = cell.a * 2 } end,
+              finish = function(rows)
+                local values = {}
+                for i, row in ipairs(rows) do values[i] = row.replicates[1].v end
+                toymoe.plot.bars{ file = "v.svg", values = values }
+                toymoe.plot.report{ figures = { { heading = "V", file = "v.svg" } }, summary = { rows = #rows } }
+              end }
+            """.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
+        for jobs in ["1", "2"] {
+            let out = try CLITests.toymoe(["run", "s.lua", "k=3", "--out", "o\(jobs)", "--jobs", jobs, "--quiet"], in: dir)
+            try #require(out.status == 0, "stderr: \(out.stderr)")
+        }
+        let exported = FigureExport.converter().url != nil
+        for name in ["index.html", "v.svg"] + (exported ? ["v.png", "v.pdf"] : []) {
+            let one = try Data(contentsOf: dir.appendingPathComponent("o1/\(name)"))
+            let two = try Data(contentsOf: dir.appendingPathComponent("o2/\(name)"))
+            #expect(one == two, "\(name) differs between --jobs 1 and --jobs 2")
+        }
+        let html = try String(contentsOf: dir.appendingPathComponent("o1/index.html"), encoding: .utf8)
+        #expect(html.contains("<th>command</th><td><code>toymoe run s.lua k=3 --seed 0</code>"))
+    }
+
     @Test("a converter that exits 0 without writing a PNG is an error naming the file, never a silent bad file")
     func exportBrokenConverter() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-export")
