@@ -98,6 +98,31 @@ import ToyMoEPlot
         #expect(verdict.hasPrefix("Fig. 5 verdict: ") && verdict.contains("cones") && !verdict.hasSuffix("true"))
     }
 
+    @Test("every bundled paper and TMS script ends with a verdict sentence: what was compared, the numbers, and why a miss may be the scale",
+          arguments: [
+              ("paper/fig1_dense.lua", [("steps", "300"), ("seeds", "1")], "Fig. 1 verdict: "),
+              ("paper/fig3_features_per_dim.lua", [("densities", "1"), ("seeds", "1"), ("steps", "100"), ("batch", "64"),
+                                                   ("eval_samples", "256"), ("fpd_samples", "256")], "Fig. 3/7 verdict: "),
+              ("paper/fig6_init.lua", [("steps", "300"), ("models", "a")], "Fig. 6 verdict: "),
+              ("paper/table1_specialization.lua", [("models", "2"), ("steps", "100"), ("batch", "64"), ("usage_batch", "512")],
+               "Table 1 verdict ("),
+              ("tms/intro.lua", [("steps", "300")], "TMS intro verdict: "),
+              ("tms/fpd_sparsity.lua", [("levels", "3"), ("steps", "200")], "TMS FPD verdict: "),
+              ("tms/phase_2x1.lua", [("grid", "3"), ("models", "1"), ("steps", "200"), ("batch", "128")], "TMS 2x1 phase verdict: "),
+          ])
+    func verdictSentences(script: String, params: [(String, String)], prefix: String) throws {
+        let r = try ScriptTestResult.runFile(PaperScriptsTests.root.appendingPathComponent("scripts/" + script),
+                                             params: params, jobs: 2)
+        let verdict = try #require(r.stdout.split(separator: "\n").last.map(String.init))
+        #expect(verdict.hasPrefix(prefix), "\(script): \(verdict)")
+        #expect(!verdict.hasSuffix("true") && !verdict.hasSuffix("false") && !verdict.contains(" false,"), "\(verdict)")
+        #expect(verdict.contains("ompared") || verdict.contains(" vs "), "says what was compared: \(verdict)")
+        // Far below the published scale a miss must come with the reason (the reduced scale) and what to do.
+        if verdict.contains("differs") || verdict.contains("NOT reproduced") {
+            #expect(verdict.contains("scale") || verdict.contains("steps"), "a miss names the scale: \(verdict)")
+        }
+    }
+
     @Test("categories without class_names: Lua's class ids 1, 2 are drawn as class 0, class 1 (the plot is 0-based)")
     func defaultClassNames() throws {
         let r = try ScriptTestResult.run("toymoe.plot.categories{ file = 'c.svg', classes = {{1, 2}, {2, 0}} }")

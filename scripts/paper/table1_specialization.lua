@@ -424,9 +424,12 @@ local function finish(rows)
     local v = val(init, headline_base, c, g)
     return v and string.format("%.2f", v) or "–"
   end
+  local function fmt_number(v) return (type(v) == "number" and v == v) and string.format("%.2f", v) or "–" end
   local line = string.format(
-    "Table 1 verdict (%s base, %s K-hot gate): clamped usage pooled K-hot %.2f vs Xavier %.2f; by |M_e| K-hot %s/%s/%s/%s (a frozen pure K-hot router predicts %.2f/%.2f/%.2f/%.2f on dense inputs) vs Xavier %s/%s/%s/%s for |M_e| = 1..4 (1/E = 0.10); only-feature-active K-hot %s/%s/%s/%s; loss Xavier %.2e, K-hot %.2e (%s) — %s",
-    headline_base, khot_gate, nanify(usage["K-hot"][headline_base].clamped.pooled.mean), nanify(usage["Xavier"][headline_base].clamped.pooled.mean),
+    "Table 1 verdict (%s base, %s K-hot gate): clamped usage pooled K-hot %s vs Xavier %s; by |M_e| K-hot %s/%s/%s/%s (a frozen pure K-hot router predicts %.2f/%.2f/%.2f/%.2f on dense inputs) vs Xavier %s/%s/%s/%s for |M_e| = 1..4 (1/E = 0.10); only-feature-active K-hot %s/%s/%s/%s; loss Xavier %.2e, K-hot %.2e (%s) — %s",
+    -- (a pooled mean is missing when no expert has 1-4 monosemantic features: "–", not "-nan")
+    headline_base, khot_gate, fmt_number(usage["K-hot"][headline_base].clamped.pooled.mean),
+    fmt_number(usage["Xavier"][headline_base].clamped.pooled.mean),
     fmt("K-hot", "clamped", 1), fmt("K-hot", "clamped", 2), fmt("K-hot", "clamped", 3), fmt("K-hot", "clamped", 4),
     verdicts.khot_dense_clamped_prediction[1], verdicts.khot_dense_clamped_prediction[2],
     verdicts.khot_dense_clamped_prediction[3], verdicts.khot_dense_clamped_prediction[4],

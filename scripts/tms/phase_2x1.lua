@@ -142,7 +142,7 @@ toymoe.sweep{
         .. "%d of %d cells away from the boundary (%.0f%%, need 80%%), %d of %d overall%s",
       summary.verdict and "reproduced" or "differs", agree, away, 100 * fraction, agree_all, #rows,
       (summary.verdict or scale == "full") and ""
-        or string.format("; quick scale (%d models per cell, %d steps) leaves some cells in a worse local minimum: rerun with scale=full before reading this as a miss", models, steps))
+        or string.format("; quick scale (%d model(s) per cell, %d steps) leaves some cells in a worse local minimum: rerun with scale=full before reading this as a miss", models, steps))
     toymoe.save_json("summary.json", summary)
     print(summary.verdict_text)
     return summary
