@@ -228,6 +228,32 @@ import ToyMoEPlot
         #expect(html.contains("<th>command</th><td><code>toymoe run s.lua k=3 --seed 0</code>"))
     }
 
+    @Test("bad export options: a clear error with file:line naming the option, never a converter run on a wrong file")
+    func exportBadOptions() throws {
+        let cases: [(String, [String])] = [
+            ("toymoe.plot.export{}", ["toymoe.plot.export", "file"]),
+            ("toymoe.plot.export{ file = 'a.txt' }", ["toymoe.plot.export", "file: expected an SVG file name ending in .svg"]),
+            ("toymoe.plot.export{ file = 'missing.svg' }", ["toymoe.plot.export", "'missing.svg' does not exist"]),
+            ("toymoe.plot.export{ file = '../x.svg' }", ["toymoe.plot.export", "relative path inside the output directory"]),
+            ("toymoe.plot.bars{ file = 'a.svg', values = {1} } toymoe.plot.export{ file = 'a.svg', formats = {'gif'} }",
+             ["toymoe.plot.export", "formats[1]: expected \"png\" or \"pdf\", got string \"gif\""]),
+            ("toymoe.plot.bars{ file = 'a.svg', values = {1} } toymoe.plot.export{ file = 'a.svg', formats = 'png' }",
+             ["toymoe.plot.export", "formats: expected true, false or a list"]),
+            ("toymoe.plot.bars{ file = 'a.svg', values = {1} } toymoe.plot.report{ export = 'yes', figures = { { heading = 'a', file = 'a.svg' } } }",
+             ["toymoe.plot.report", "export: expected true, false or a list"]),
+            ("toymoe.save_json('j.svg', { a = 1 }) toymoe.plot.export{ file = 'j.svg' }",
+             ["toymoe.plot.export", "'j.svg' is not an SVG file"]),
+        ]
+        for (source, needles) in cases {
+            var message = ""
+            do { _ = try ScriptTestResult.run(source); Issue.record("expected an error for `\(source)`") } catch {
+                message = "\(error)"
+            }
+            #expect(message.hasPrefix("test.lua:1:"), "no file:line in: \(message)")
+            for needle in needles { #expect(message.contains(needle), "for `\(source)`: expected '\(needle)' in: \(message)") }
+        }
+    }
+
     @Test("a converter that exits 0 without writing a PNG is an error naming the file, never a silent bad file")
     func exportBrokenConverter() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-export")
