@@ -57,7 +57,7 @@ toymoe.sweep{
                             res.features_represented, res.n_antipodal_pairs, res.final_loss }
     end
     toymoe.plot.vectors{ file = "tms_intro.svg", panels = panels, columns = 4, extent = 1.4,
-      title = "TMS intro: Wᵢ ∈ ℝ² per feature (n = 5, m = 2), colour = importance" }
+      title = "TMS intro: Wᵢ ∈ ℝ² per feature (n = 5, m = 2), colour = importance ÷ panel max" }
     local dense, sparsest = per_density[1], per_density[#per_density]
     local max_pairs, pairs_at = 0, nil
     for _, e in ipairs(per_density) do
