@@ -71,18 +71,19 @@ toymoe.sweep{
     for j, f in ipairs(fractions) do refs[j] = { value = f, label = names[j] } end
     refs[1].legend = "fractions of the TMS paper"  -- one legend entry for the six dashed lines (same style)
     toymoe.plot.lines{ file = "tms_fpd_dstar.svg", x_log = true, reference_y = refs,
-      title = "D* = m/‖W‖²_F vs sparsity", footnote = string.format("n = %d, m = %d, uniform importance", n, m),
+      title = "D* = m/‖W‖² vs sparsity", footnote = string.format("n = %d, m = %d, uniform importance; ‖W‖: Frobenius norm", n, m),
       panel_size = { 560, 380 },
       x_label = "1/(1−S)", y_label = "D* (dimensions per feature)", y_range = { 0, top },
+      legend = "top_right",  -- D* starts near 1 at the left: the legend would cover it there
       series = { { label = "D*", x = x, y = dstar } } }
     toymoe.plot.scatter{ file = "tms_fpd_features.svg", x_log = true, reference_y = refs,
       title = "Per-feature dimensionality Dᵢ", footnote = string.format("n = %d, m = %d, uniform importance", n, m),
       panel_size = { 560, 380 },
-      x_label = "1/(1−S)", y_label = "Dᵢ", y_range = { -0.02, top },
+      x_label = "1/(1−S)", y_label = "Dᵢ", y_range = { -0.02, top }, legend = "top_right",
       series = { { label = "Dᵢ (one per feature)", x = sx, y = sy, size = 2.2, opacity = 0.35 },
                  { label = "D*", x = x, y = dstar, color = "#d62728", size = 4, opacity = 1 } } }
     toymoe.plot.lines{ file = "tms_fpd_inverse.svg", x_log = true, reference_y = { value = 1, legend = "one feature per dimension" },
-      title = "Features per dimension ‖W‖²_F/m", panel_size = { 560, 380 }, x_label = "1/(1−S)", y_label = "features per dimension",
+      title = "Features per dimension ‖W‖²/m (Frobenius)", panel_size = { 560, 380 }, x_label = "1/(1−S)", y_label = "features per dimension",
       series = { { label = "1/D*", x = x, y = fpd } } }
     -- The sticky ½ plateau: densities where D* lies within ±0.05 of ½.
     local lo, hi, count = nil, nil, 0
@@ -117,7 +118,7 @@ toymoe.sweep{
       figures = {
         { heading = "D* vs sparsity", file = "tms_fpd_dstar.svg", caption = "Reference lines at the fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8" },
         { heading = "Per-feature Dᵢ", file = "tms_fpd_features.svg", caption = "Each dot one feature at one density; red: D*" },
-        { heading = "Features per dimension", file = "tms_fpd_inverse.svg", caption = "The inverse, ‖W‖²_F/m" },
+        { heading = "Features per dimension", file = "tms_fpd_inverse.svg", caption = "The inverse, ‖W‖²/m (Frobenius norm)" },
       },
       tables = { { caption = "Per density", header = { "density", "1/(1−S)", "D*", "represented", "antipodal pairs",
         "Dᵢ on a fraction line", "final loss" }, rows = trows, decimals = 4 } },
