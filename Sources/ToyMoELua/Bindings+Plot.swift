@@ -15,8 +15,10 @@ import ToyMoEPlot
 // "missing" rendering: `y` of `lines`/`scatter` (a gap, no point), the matrices of `heatmap` and `phase` (a grey
 // cell), and the values and errors of `grouped_bars` (no bar). ±inf is always an error.
 //
-// Index conventions: bars sit at x = 0 … n−1 (the paper's 0-based feature indices, so Fig. 1's marker is
-// `m - 0.5`), and heatmap tick labels are 0-based too; class ids of `categories` are 1-based (Lua), 0 = blank.
+// Index conventions (docs/LUA_API.md, "Index convention"): what a plot shows is 0-based — bars sit at x = 0 … n−1
+// (the paper's feature indices, so Fig. 1's marker is `m - 0.5`), heatmap tick labels are 0-based, and the default
+// `categories` names are "class 0", …; what a script passes in is Lua's: class ids of `categories` are 1-based,
+// 0 = blank.
 
 /// Size caps: a script error, never an attempt to draw something absurd.
 private enum PlotLimits {
@@ -345,7 +347,7 @@ extension Bindings {
 
     static let plotCommon = ["file", "title", "footnote", "panel_size"]
     static let plotOptions: [String: [String]] = [
-        "bars": plotCommon + ["columns", "panels", "values", "color_values", "marker", "x_label", "y_label",
+        "bars": plotCommon + ["columns", "panels", "values", "color_values", "marker", "marker_label", "x_label", "y_label",
                               "color_label", "y_range", "colormap"],
         "heatmap": plotCommon + ["columns", "panels", "matrix", "range", "x_label", "y_label", "color_label",
                                  "colormap", "show_labels"],
@@ -362,8 +364,71 @@ extension Bindings {
         "grouped_bars": plotCommon + ["groups", "series", "baseline", "x_label", "y_label", "y_range", "legend"],
         "vectors": plotCommon + ["columns", "panels", "W", "importance", "extent", "label_tips", "colormap"],
         "table_html": ["file", "caption", "header", "rows", "decimals"],
-        "report": ["file", "title", "introduction", "figures", "summary", "summary_heading", "tables"],
+        "report": ["file", "title", "introduction", "figures", "summary", "summary_heading", "tables", "export"],
+        "export": ["file", "formats"],
     ]
+
+    /// Says "PNG/PDF export skipped" on stderr once per process, however many figures and reports miss it.
+    final class ExportWarning: @unchecked Sendable {
+        static let shared = ExportWarning()
+        private let lock = NSLock()
+        private var said = false
+        func once(_ text: String) {
+            lock.lock()
+            let first = !said
+            said = true
+            lock.unlock()
+            if first { FileHandle.standardError.write(Data("toymoe: warning: \(text)\n".utf8)) }
+        }
+    }
+
+    /// The formats of an `export` option: nil or true → PNG and PDF; false → none; a list of "png"/"pdf".
+    static func exportFormats(_ o: PlotTable, _ key: String) throws(LuaCallError) -> [FigureExport.Format] {
+        let v = o.value(key)
+        switch v {
+        case .nil, .boolean(true): return [.png, .pdf]
+        case .boolean(false): return []
+        case .table:
+            var formats: [FigureExport.Format] = []
+            for (i, item) in try PlotValues.list(v, o.name(key), expected: "true, false or a list of \"png\"/\"pdf\"").enumerated() {
+                guard case .string(let name) = item, let f = FigureExport.Format(rawValue: name) else {
+                    throw LuaCallError("\(o.name(key))[\(i + 1)]: expected \"png\" or \"pdf\", got \(describe(item))")
+                }
+                if !formats.contains(f) { formats.append(f) }
+            }
+            return formats
+        default:
+            throw o.fail(key, "true, false or a list of \"png\"/\"pdf\"", v)
+        }
+    }
+
+    /// The provenance rows of a report: what a reader needs to reproduce the page.
+    static func reportProvenance(_ ctx: ScriptContext) -> [HTMLIndex.KeyValue] {
+        var rows = [HTMLIndex.KeyValue("tool", "toymoe \(ToyMoEVersion.string)")]
+        // The working directory's commit, as in provenance.json; run from elsewhere, the script's checkout's.
+        if let commit = Provenance.gitCommit(at: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)) {
+            rows.append(HTMLIndex.KeyValue("git commit", commit))
+        } else if let script = ctx.runOptions?.script,
+                  let commit = Provenance.gitCommit(at: script.deletingLastPathComponent()) {
+            rows.append(HTMLIndex.KeyValue("git commit", commit + " (of the script's checkout)"))
+        } else {
+            rows.append(HTMLIndex.KeyValue("git commit", "unknown (neither the working directory nor the script is in a git checkout)"))
+        }
+        rows.append(HTMLIndex.KeyValue("seed", String(ctx.runSeed)))
+        rows.append(HTMLIndex.KeyValue("kernels", KernelVariant.current))
+        if let o = ctx.runOptions {
+            rows.append(HTMLIndex.KeyValue("script", o.script.lastPathComponent))
+            // The command that gives these results: the script, its KEY=VALUE words, the seed and the inputs.
+            // --jobs, --shard, --resume, --out and the limits do not change the results and are left out, so the
+            // page stays byte-identical across them (like every output but provenance.json and timings.csv);
+            // provenance.json keeps the literal command line.
+            var words = ["toymoe", "run", o.script.relativePath] + o.params.map { "\($0.0)=\($0.1)" }
+            words += ["--seed", String(o.seed)]
+            words += o.inputs.keys.sorted().map { "--input \($0)=\(o.inputs[$0]!.path)" }
+            rows.append(HTMLIndex.KeyValue("command", words.joined(separator: " ")))
+        }
+        return rows
+    }
 
     static func installPlots(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
         func options(_ args: LuaArgs, _ function: String) throws(LuaCallError) -> PlotTable {
@@ -462,16 +527,18 @@ extension Bindings {
             for (entry, name) in entries {
                 var value: Double
                 var label: String? = nil
+                var legendText: String? = nil
                 var color = RGB(bytes: 0x33, 0x33, 0x33)
                 switch entry {
                 case .integer, .number: value = entry.doubleValue!
                 case .table(let t):
-                    let e = try PlotTable(t, prefix: name + ".", known: ["value", "label", "color"])
+                    let e = try PlotTable(t, prefix: name + ".", known: ["value", "label", "color", "legend"])
                     guard let d = e.value("value").doubleValue else {
                         throw e.has("value") ? e.fail("value", "a finite number", e.value("value")) : e.missing("value", "a number")
                     }
                     value = d
                     label = try e.optionalString("label")
+                    legendText = try e.optionalString("legend")
                     color = try e.color("color") ?? color
                 default:
                     throw LuaCallError("\(name): expected a number or {value = v, label = \"...\"}, got \(describe(entry))")
@@ -480,7 +547,7 @@ extension Bindings {
                 if let positive, value <= 0 {
                     throw LuaCallError("\(name): expected a positive value (\(positive)), got \(LuaValue.format(value))")
                 }
-                lines.append(ReferenceLine(orientation, at: value, label: label, color: color))
+                lines.append(ReferenceLine(orientation, at: value, label: label, color: color, legend: legendText))
             }
             return lines
         }
@@ -558,6 +625,7 @@ extension Bindings {
             "bars": { args in
                 let o = try options(args, "bars")
                 let marker = try o.optionalNumber("marker")
+                let markerLabel = try o.optionalString("marker_label")
                 let colormap = try o.colormap(.viridis)
                 let xLabel = try o.label("x_label", default: "feature i")
                 let yLabel = try o.label("y_label", default: "‖Wᵢ‖")
@@ -569,7 +637,8 @@ extension Bindings {
                     let colors = try p.numbers("color_values", count: values.count, countSource: "values")
                     charts.append(BarChart(title: try p.optionalString("title"), values: values, colorValues: colors,
                                            colormap: colormap, xLabel: xLabel, yLabel: yLabel, yDomain: yRange,
-                                           markerX: try p.optionalNumber("marker") ?? marker, colorBarLabel: colorLabel,
+                                           marker: (try p.optionalNumber("marker") ?? marker).map { MarkerLine(x: $0, label: markerLabel) },
+                                           colorBarLabel: colorLabel,
                                            footnote: try p.optionalString("footnote")))
                 }
                 try writeFigure(o, charts, columns: 4)
@@ -723,7 +792,8 @@ extension Bindings {
                                    try p.optionalString("footnote")))
                 }
                 try checkCells(grids, o)
-                let classNames = names ?? (0..<max(largest, 1)).map { "class \($0 + 1)" }
+                // Default names follow the index convention: Lua's class id 1 is drawn as "class 0".
+                let classNames = names ?? (0..<max(largest, 1)).map { "class \($0)" }
                 let legendTitle = try o.label("legend_title")
                 let maps: [any Panel] = parsed.map {
                     CategoryMap(title: $0.title, classes: $0.classes, classNames: classNames, xAxis: xAxis, yAxis: yAxis,
@@ -791,14 +861,50 @@ extension Bindings {
                 try write(try htmlTable(o).html(), url)
                 return []
             },
+            "export": { args in
+                let o = try options(args, "export")
+                let name = try o.string("file")
+                guard name.hasSuffix(".svg") else { throw o.fail("file", "an SVG file name ending in .svg", o.value("file")) }
+                let svgURL: URL
+                do throws(LuaCallError) { svgURL = try ctx.resolve(name, .readOutput) } catch { throw LuaCallError("file: " + error.text) }
+                guard let svg = try? String(contentsOf: svgURL, encoding: .utf8) else {
+                    throw LuaCallError("file: '\(name)' does not exist in the output directory (write it first, e.g. with toymoe.plot.bars)")
+                }
+                guard svg.contains("<svg") else { throw LuaCallError("file: '\(name)' is not an SVG file (no <svg> element)") }
+                // The outputs are checked like any written file (no link out of the output directory).
+                let stem = String(name.dropLast(4))
+                let formats = try exportFormats(o, "formats")
+                for f in formats { _ = try ctx.resolve(stem + "." + f.rawValue) }
+                let converter = FigureExport.converter()
+                guard let program = converter.url else {
+                    ExportWarning.shared.once("PNG/PDF export skipped: \(converter.reason); the figures are SVG only")
+                    return [.table(LuaTable()), .string(converter.reason)]
+                }
+                let files: [URL]
+                do { files = try FigureExport.export(svg: svgURL, formats: formats, converter: program) } catch {
+                    throw LuaCallError("file: \(error)")
+                }
+                var list = LuaTable()
+                for file in files { list.array.append(.string(stem + "." + file.pathExtension)) }
+                return [.table(list)]
+            },
             "report": { args in
                 let o = try options(args, "report")
                 let (url, indexName) = try output(o, default: "index.html")
                 let tableKeys = ["caption", "header", "rows", "decimals"]
+                let formats = try exportFormats(o, "export")
+                let converter = formats.isEmpty ? (url: nil, reason: "") : FigureExport.converter()
+                var notes: [String] = []
+                if !formats.isEmpty, converter.url == nil {
+                    let text = "PNG/PDF export skipped: \(converter.reason); the figures are SVG only"
+                    notes.append(text)
+                    ExportWarning.shared.once(text)
+                }
                 var entries: [HTMLIndex.Entry] = []
                 for f in try o.tables("figures", required: false, known: ["heading", "file", "caption", "tables"],
                                       limit: PlotLimits.figures, allowEmpty: true) ?? [] {
                     var figure: HTMLIndex.FigureSource? = nil
+                    var exports: [String] = []
                     if f.has("file") {
                         let name = try f.string("file")
                         let figureURL: URL
@@ -809,14 +915,25 @@ extension Bindings {
                         guard svg.contains("<svg") else {
                             throw LuaCallError("\(f.name("file")): '\(name)' is not an SVG file (no <svg> element)")
                         }
-                        figure = .file(PlotValues.relativePath(name, fromDirectoryOf: indexName))
+                        let shown = PlotValues.relativePath(name, fromDirectoryOf: indexName)
+                        figure = .file(shown)
+                        if let program = converter.url {
+                            do {
+                                let files = try FigureExport.export(svg: figureURL, formats: formats, converter: program)
+                                let stem = shown.hasSuffix(".svg") ? String(shown.dropLast(4)) : shown
+                                exports = files.map { stem + "." + $0.pathExtension }
+                            } catch {
+                                throw LuaCallError("\(f.name("file")): \(error) (export = false skips PNG/PDF export)")
+                            }
+                        }
                     }
                     var tables: [HTMLTable] = []
                     for t in try f.tables("tables", required: false, known: tableKeys, limit: PlotLimits.figures, allowEmpty: true) ?? [] {
                         tables.append(try htmlTable(t))
                     }
                     entries.append(HTMLIndex.Entry(heading: try f.string("heading"), figure: figure,
-                                                   caption: try f.optionalString("caption"), tables: tables))
+                                                   caption: try f.optionalString("caption"), tables: tables,
+                                                   exports: exports))
                 }
                 if let list = try o.tables("tables", required: false, known: tableKeys, limit: PlotLimits.figures, allowEmpty: true),
                    !list.isEmpty {
@@ -836,16 +953,14 @@ extension Bindings {
                     if flat {
                         summary = .keyValues(t.sortedEntries.map { HTMLIndex.KeyValue($0.key.description, PlotValues.scalarText($0.value)!) })
                     } else {
-                        let json = try JSONBridge.json(.table(t), "summary")
-                        do {
-                            summary = .json(try json.serialized(options: JSONWriteOptions(pretty: true, nonFinite: .null)))
-                        } catch { throw LuaCallError("summary: \(error)") }
+                        summary = .tree(try JSONBridge.json(.table(t), "summary"))
                     }
                 case let other: throw o.fail("summary", "a table or a string", other)
                 }
                 let index = HTMLIndex(title: try o.optionalString("title") ?? "ToyMoE report",
                                       introduction: try o.optionalString("introduction"), entries: entries,
-                                      summary: summary, summaryHeading: try o.optionalString("summary_heading") ?? "Summary")
+                                      summary: summary, summaryHeading: try o.optionalString("summary_heading") ?? "Summary",
+                                      provenance: reportProvenance(ctx), notes: notes)
                 // The index's directory must exist before figure paths relative to it ("../figs/a.svg") resolve.
                 let html: String
                 do {

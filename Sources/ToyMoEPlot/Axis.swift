@@ -99,7 +99,7 @@ public struct Axis: Sendable, Hashable {
             let last = Int((hi / step + 1e-9).rounded(.down))
             let values = first <= last ? (first...last).map { Axis.clean(Double($0) * step) } : []
             let decimals = values.map(Axis.decimalsNeeded).max() ?? 0
-            generated = values.map { Tick(value: $0, label: SVGFormat.compact($0, decimals: decimals)) }
+            generated = values.map { Tick(value: $0, label: SVGFormat.tick($0, decimals: decimals)) }
         }
         return ResolvedAxis(scale: .linear, lower: lo, upper: hi,
                             ticks: (ticks ?? generated).filter { $0.value >= lo - 1e-12 && $0.value <= hi + 1e-12 },
@@ -141,7 +141,7 @@ public struct Axis: Sendable, Hashable {
             majors = linear.ticks.map(\.value).filter { $0 > 0 }
             minors = []
         }
-        let generated = majors.map { Tick(value: $0, label: SVGFormat.compact($0, decimals: Axis.decimalsNeeded($0))) }
+        let generated = majors.map { Tick(value: $0, label: SVGFormat.tick($0, decimals: Axis.decimalsNeeded($0))) }
         return ResolvedAxis(scale: .log, lower: lo, upper: hi,
                             ticks: (ticks ?? generated).filter { $0.value > 0 && within($0.value) },
                             minorTicks: ticks == nil ? minors : [])

@@ -96,6 +96,15 @@ public struct BarChart: Panel {
 
     public var caption: String { title ?? "bar chart" }
 
+    /// The colour bar's title as drawn. With `.divideByMax` every panel divides by its own maximum, so the same
+    /// colour means different values in two panels: the title says so (" (÷ panel max)") unless it already
+    /// mentions a maximum (e.g. "q / max q").
+    public var colorBarTitle: String? {
+        guard let colorBarLabel else { return nil }
+        guard case .divideByMax = normalization, !colorBarLabel.lowercased().contains("max") else { return colorBarLabel }
+        return colorBarLabel + " (÷ panel max)"
+    }
+
     /// The fill colour of each bar.
     public var barColors: [RGB] {
         guard let colorValues else { return values.map { _ in color } }
@@ -109,7 +118,7 @@ public struct BarChart: Panel {
         let colorBarTicks = Axis(domain: range).resolve([]).ticks.map(\.label)
         var chrome = PanelChrome(title: title, footnote: footnote, xLabel: xLabel, yLabel: yLabel,
                                  yTickLabels: yAxis.ticks.map(\.label))
-        if colorValues != nil { chrome.rightReserve = Draw.colorBarReserve(tickLabels: colorBarTicks, label: colorBarLabel) }
+        if colorValues != nil { chrome.rightReserve = Draw.colorBarReserve(tickLabels: colorBarTicks, label: colorBarTitle) }
         let plot = chrome.plotRect(in: frame)
         let n = max(values.count, 1)
         let band = plot.width / Double(n)
@@ -144,7 +153,7 @@ public struct BarChart: Panel {
         }
         Draw.frame(plot, on: &canvas)
         if colorValues != nil {
-            Draw.colorBar(colormap, range: range, label: colorBarLabel, plot: plot, on: &canvas)
+            Draw.colorBar(colormap, range: range, label: colorBarTitle, plot: plot, on: &canvas)
         }
         chrome.drawText(frame: frame, plot: plot, on: &canvas)
     }

@@ -34,10 +34,15 @@ public struct GridAxis: Sendable, Hashable {
         return GridAxis(label: label, ticks: ticks)
     }
 
-    /// Cell-centre labels printed from numeric values with `decimals` decimals, every `every`-th cell
-    /// (e.g. sparsity 0.025 … 0.975 shown as 0.03 … 0.93 every 6th; r 0.1 … 2.95 every 7th).
+    /// Cell-centre labels printed from numeric values, every `every`-th cell, with at least `decimals` decimals
+    /// and as many more (up to 6) as a labelled value needs to be printed exactly: a label never rounds the
+    /// value it names (sparsity 0.025 … 0.975 every 6th reads 0.025, 0.175, …, not 0.03, 0.18). All labels of
+    /// the axis get the same number of decimals; negative values get a typographic minus.
     public static func values(_ values: [Double], decimals: Int, every: Int = 1, label: String? = nil) -> GridAxis {
-        cells(values.map { SVGFormat.fixed($0, decimals: decimals) }, every: every, label: label)
+        let step = max(1, every)
+        let shown = Swift.stride(from: 0, to: values.count, by: step).map { values[$0] }.filter { $0.isFinite }
+        let needed = max(decimals, shown.map(Axis.decimalsNeeded).max() ?? 0)
+        return cells(values.map { SVGFormat.typographic(SVGFormat.fixed($0, decimals: needed)) }, every: every, label: label)
     }
 
     /// A continuous coordinate spanning the grid's full extent: `range.lowerBound` at the left / top edge

@@ -128,9 +128,10 @@ public struct ColorLegend2D: Panel {
 
     /// The phase-diagram legend of SPEC §6.10: x = superposition / max, y = ‖W‖ / max; white = ignored,
     /// blue = monosemantic, red = superposed.
-    public static func phaseDiagram(title: String? = "colour key", resolution: Int = 24,
+    /// Each panel is normalized by its own maxima (`PhaseColorMap.image`), so the key says "panel max".
+    public static func phaseDiagram(title: String? = "colour key (normalized per panel)", resolution: Int = 24,
                                     preferredSize: Size = Size(240, 240)) -> ColorLegend2D {
-        ColorLegend2D(title: title, xLabel: "superposition / max →", yLabel: "norm ‖W‖ / max →",
+        ColorLegend2D(title: title, xLabel: "superposition / panel max →", yLabel: "norm ‖W‖ / panel max →",
                       resolution: resolution,
                       annotations: [
                           LegendAnnotation(x: 0.5, y: 0.08, text: "white = ignored"),

@@ -49,6 +49,32 @@ public enum SVGFormat {
         return number(mantissa, maxDecimals: digits) + "e" + String(exponent)
     }
 
+    /// A number as a reader sees it in a figure: `text` with every ASCII hyphen-minus that stands for a minus
+    /// sign (at the start, or after an exponent's `e`) replaced by the typographic minus U+2212, so tick labels
+    /// read `−0.5` and `1e−5` as in print. Only for drawn text: attribute values and HTML table cells (which
+    /// readers copy into other tools) keep ASCII.
+    ///
+    ///     SVGFormat.typographic("-0.5")    // "−0.5"
+    ///     SVGFormat.typographic("1.5e-5")  // "1.5e−5"
+    public static func typographic(_ text: String) -> String {
+        var out = ""
+        var previous: Character? = nil
+        for c in text {
+            if c == "-" && (previous == nil || previous == "e" || previous == "E" || previous == " " || previous == "(") {
+                out.append("\u{2212}")
+            } else {
+                out.append(c)
+            }
+            previous = c
+        }
+        return out
+    }
+
+    /// A tick label: `compact` with a typographic minus.
+    public static func tick(_ value: Double, decimals: Int) -> String {
+        typographic(compact(value, decimals: decimals))
+    }
+
     /// Escapes text for XML character data and attribute values (`& < > " '`). Characters that XML 1.0 does
     /// not allow (most C0 controls, lone surrogates cannot occur in a Swift `String`) are replaced by U+FFFD.
     public static func escape(_ text: String) -> String {

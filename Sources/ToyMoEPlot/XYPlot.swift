@@ -63,15 +63,20 @@ public struct ReferenceLine: Sendable, Hashable {
     public var color: RGB
     public var dash: String?
     public var width: Double
+    /// A legend entry saying what the line means (e.g. "one feature per dimension"), drawn with the line's
+    /// colour and dash after the series' entries; nil: the line is not in the legend.
+    public var legend: String?
 
     public init(_ orientation: Orientation, at value: Double, label: String? = nil,
-                color: RGB = RGB(bytes: 0x33, 0x33, 0x33), dash: String? = "6,4", width: Double = 1.2) {
+                color: RGB = RGB(bytes: 0x33, 0x33, 0x33), dash: String? = "6,4", width: Double = 1.2,
+                legend: String? = nil) {
         self.orientation = orientation
         self.value = value
         self.label = label
         self.color = color
         self.dash = dash
         self.width = width
+        self.legend = legend
     }
 
     public static func horizontal(_ y: Double, label: String? = nil, color: RGB = RGB(bytes: 0x33, 0x33, 0x33),
@@ -137,6 +142,9 @@ public struct XYPlot: Panel {
             guard let name = s.name else { return nil }
             return LegendEntry(label: name, color: color(of: i),
                                kind: s.connected ? .line(dash: s.dash, marker: s.marker) : .marker(s.marker))
+        } + referenceLines.compactMap { line -> LegendEntry? in
+            guard let text = line.legend else { return nil }
+            return LegendEntry(label: text, color: line.color, kind: .line(dash: line.dash, marker: .none))
         }
         let horizontalLabels = referenceLines.filter { $0.orientation == .horizontal && $0.label != nil }
         var reserve = (horizontalLabels.map { SVGCanvas.textWidth($0.label!, size: Theme.tickSize) }.max() ?? 0)

@@ -24,11 +24,11 @@ import ToyMoEIO
     @Test("examples/moe.lua, custom_init.lua, hook.lua run")
     func others() throws {
         let moe = try runExample("moe.lua")
-        #expect(moe.stdout.contains("expert 3: represents"))
+        #expect(moe.stdout.contains("expert 2: represents") && !moe.stdout.contains("expert 3"))  // printed 0-based
         let custom = try runExample("custom_init.lua")
-        #expect(custom.stdout.contains("gate row 1:\t1.0 1.0 1.0 1.0 0.0 0.0 0.0 0.0") || custom.stdout.contains("gate row 1:\t1 1 1 1 0 0 0 0"), "\(custom.stdout)")
+        #expect(custom.stdout.contains("gate of expert 0:\t1.0 1.0 1.0 1.0 0.0 0.0 0.0 0.0") || custom.stdout.contains("gate of expert 0:\t1 1 1 1 0 0 0 0"), "\(custom.stdout)")
         let hook = try runExample("hook.lua")
-        #expect(hook.stdout.contains("step     1  loss"))
+        #expect(hook.stdout.contains("step     0  loss"))  // the hook's step 1, printed 0-based
         #expect(hook.stdout.contains("stopped early:"))
     }
 

@@ -40,8 +40,8 @@ import ToyMoEIO
         let experts = s["models"]?["a"]?["experts"]?.arrayValue ?? []
         #expect(experts.count == 4)
         for (e, ex) in experts.enumerated() {
-            // The diagonal gate's group of expert e is feature e (1-based in the summary).
-            #expect(ex["group"]?.arrayValue?.compactMap(\.intValue) == [e + 1])
+            // The diagonal gate's group of expert e is feature e (0-based in the summary, like the bars).
+            #expect(ex["group"]?.arrayValue?.compactMap(\.intValue) == [e])
             #expect((ex["norms"]?.arrayValue?.count ?? 0) == 20)
         }
         let bars = try PaperScriptsTests.svg(r.directory, "fig6a_norms.svg")

@@ -133,7 +133,9 @@ import Testing
         #expect(svg.contains("fill=\"#ff0000\""), "a maximal norm with maximal superposition is red")
         #expect(svg.contains("#cccccc"), "NaN is a missing cell")
         #expect(count(svg, "class=\"node\"") == 5 + 7)
-        #expect(svg.contains("colour key") && svg.contains("sparsity S") && svg.contains(">0.03<"))
+        #expect(svg.contains("colour key (normalized per panel)") && svg.contains("sparsity S"))
+        // Tick labels never round the value they name: S = 0.025 is not shown as 0.03.
+        #expect(svg.contains(">0.025<") && !svg.contains(">0.03<"))
         #expect(svg.contains("A.1/1") && svg.contains("A.1/2"))
     }
 
@@ -229,8 +231,11 @@ import Testing
         #expect(html.contains("Bars figure") && html.contains("Loss figure"))
         #expect(html.contains("href=\"../figs/bars.svg\""), "links are relative to the index")
         #expect(html.contains("Toy models &amp; MoE.") && html.contains("<figcaption>Norms.</figcaption>"))
-        #expect(html.contains("text only") && html.contains("Extra table") && count(html, "<table>") == 2)
-        #expect(html.contains("<pre>") && html.contains("&quot;losses&quot;") && html.contains("1.67"))
+        // Tables: the figure's, the extra one, the summary's two (top level, `nested`) and the provenance.
+        #expect(html.contains("text only") && html.contains("Extra table") && count(html, "<table>") == 5)
+        #expect(!html.contains("<pre>") && html.contains("<tr><td>fpd</td><td class=\"num\">1.67</td></tr>"))
+        #expect(html.contains("<h3>nested</h3>") && html.contains("<tr><td>losses</td><td>0.1, 0.2</td></tr>"))
+        #expect(html.contains("<section id=\"provenance\">") && html.contains("<th>command</th><td><code>toymoe run "))
         #expect(!html.contains("<?xml"))
         let flat = try read(dir, "index.html")
         #expect(flat.contains("<title>Flat</title>") && !flat.contains("<pre>"))

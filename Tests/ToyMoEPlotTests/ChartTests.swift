@@ -26,7 +26,7 @@ struct ChartTests {
         #expect(doc.number(marker, "x1") > x5 && doc.number(marker, "x1") < x6)
         #expect(doc.string(marker, "stroke-dasharray") != nil && doc.string(marker, "stroke") == "#d62728")
         #expect(doc.elements("g", class: "colorbar").count == 1)
-        #expect(doc.texts.contains("Superposition"))
+        #expect(doc.texts.contains("Superposition (÷ panel max)"))  // colours are divided by this panel's maximum
         #expect(doc.texts.contains("‖Wᵢ‖") && doc.texts.contains("feature i"))
         // Feature indices are the x tick labels.
         #expect(doc.texts.contains("0") && doc.texts.contains("18"))
@@ -70,7 +70,7 @@ struct ChartTests {
         #expect(fills.contains(Colormap.coolwarm.color(-0.95, in: -1...1).hex))
         #expect(fills.contains(Colormap.coolwarm.color(0, in: -1...1).hex))
         #expect(doc.elements("g", class: "colorbar").count == 1)
-        #expect(doc.texts.contains("-1.0") && doc.texts.contains("1.0") && doc.texts.contains("feature j"))
+        #expect(doc.texts.contains("\u{2212}1.0") && doc.texts.contains("1.0") && doc.texts.contains("feature j"))
         // A summed panel next to per-expert panels.
         let figure = Figure(panels: [map, map, Heatmap(title: "sum", matrix: Samples.gram, range: -2...2)], columns: 3)
         #expect(try XMLInspector(figure.svg()).elements("g", class: "colorbar").count == 3)
@@ -93,14 +93,15 @@ struct ChartTests {
         let area = rects.reduce(0) { $0 + $1.width * $1.height }
         #expect(abs(area - frame.width * frame.height) / (frame.width * frame.height) < 0.01)
         let texts = doc.texts
-        #expect(texts.contains("0.03") && texts.contains("0.93"))  // rows: S = 0.025 … printed as 0.03
+        // Rows: S = 0.025 … 0.925 every 6th, printed exactly (once rounded to 0.03 … 0.93).
+        #expect(texts.contains("0.025") && texts.contains("0.925") && !texts.contains("0.03"))
         #expect(texts.contains("0.10") && texts.contains("0.45") && texts.contains("2.90"))
         #expect(!texts.contains("0.15"))  // only every 7th column is labelled
         #expect(texts.contains("sparsity S") && texts.contains("A.1/1"))
-        // Rows run top to bottom: the label 0.03 sits above 0.93.
+        // Rows run top to bottom: the label 0.025 sits above 0.925.
         let tickLabels = doc.elements("text", class: "tick-label")
-        let y003 = tickLabels.first { $0.stringValue == "0.03" }.map { doc.number($0, "y") } ?? .nan
-        let y093 = tickLabels.first { $0.stringValue == "0.93" }.map { doc.number($0, "y") } ?? .nan
+        let y003 = tickLabels.first { $0.stringValue == "0.025" }.map { doc.number($0, "y") } ?? .nan
+        let y093 = tickLabels.first { $0.stringValue == "0.925" }.map { doc.number($0, "y") } ?? .nan
         #expect(y003 < y093)
         // A uniform image collapses to one rectangle per row.
         let flat = ImageMap(colors: Array(repeating: Array(repeating: RGB.white, count: 58), count: 39))
@@ -241,7 +242,7 @@ struct ChartTests {
         #expect(topLeft.b > 0.9 && topLeft.r < 0.15)
         let texts = doc.texts
         #expect(texts.contains("white = ignored") && texts.contains("blue = monosemantic") && texts.contains("red = superposed"))
-        #expect(texts.contains("superposition / max →") && texts.contains("norm ‖W‖ / max →"))
+        #expect(texts.contains("superposition / panel max →") && texts.contains("norm ‖W‖ / panel max →"))
         let annotation = doc.elements("text", class: "annotation").first { $0.stringValue == "white = ignored" }!
         #expect(doc.string(annotation, "fill") == "#000000")
     }

@@ -114,7 +114,7 @@ struct AxisTests {
         #expect(losses.lower == 0.005 && losses.upper == 0.2)
         #expect(losses.ticks.map(\.label) == ["0.005", "0.01", "0.02", "0.05", "0.1", "0.2"])
         let wide = Axis.log().resolve([1e-6, 1])
-        #expect(wide.ticks.map(\.label) == ["1e-6", "1e-5", "0.0001", "0.001", "0.01", "0.1", "1"])
+        #expect(wide.ticks.map(\.label) == ["1e\u{2212}6", "1e\u{2212}5", "0.0001", "0.001", "0.01", "0.1", "1"])
         let ignoresNonPositive = Axis.log().resolve([-1, 0, 2, 20])
         #expect(ignoresNonPositive.lower == 2 && ignoresNonPositive.upper == 20)
         #expect(ignoresNonPositive.fraction(0).isNaN)

@@ -13,4 +13,4 @@ for i = 1, n do
   assert(model:route(x).selected[1] == (i - 1) // K + 1)
 end
 print(tostring(model))
-print("gate row 1:", table.concat(model:get("gate")[1], " "))
+print("gate of expert 0:", table.concat(model:get("gate")[1], " "))  -- Lua's [1] is expert 0

@@ -1,4 +1,6 @@
--- A training hook: watch the loss and the norm of feature 1 every 500 steps, and stop early on a plateau.
+-- A training hook: watch the loss and the norm of feature 0 (the most important) every 500 steps, and stop early
+-- on a plateau. The hook's `step` counts from 1 like everything in Lua; printed lines count from 0 like every file
+-- and plot of ToyMoE (so `step - 1`, and Lua's feature [1] is feature 0).
 local model = toymoe.model{ n_features = 5, n_hidden = 2 }
 local data = toymoe.data{ feature_probability = 0.2, importance = toymoe.geometric(0.9, 5) }
 local last = math.huge
@@ -6,7 +8,7 @@ local r = toymoe.train(model, {
   data = data, steps = 5000, hook_every = 500,
   hook = function(step, loss, lr, m)
     local norm = toymoe.metrics.feature_norms(m)[1]
-    print(string.format("step %5d  loss %.5f  lr %.0e  |W_1| %.3f", step, loss, lr, norm))
+    print(string.format("step %5d  loss %.5f  lr %.0e  ‖W₀‖ %.3f", step - 1, loss, lr, norm))
     if math.abs(last - loss) < 1e-7 then return false end   -- stop
     last = loss
   end,

@@ -8,6 +8,9 @@ local r = toymoe.train(model, { data = data, steps = toymoe.param("steps", 10000
 print(tostring(model), "final loss", r.final_loss)
 for e = 1, model.n_experts do
   local g = toymoe.metrics.geometry(model, e)
-  print(string.format("expert %d: represents %s", e, table.concat(g.represented, " ")))
+  -- Printed indices count from 0 (like the files and plots); Lua's e and i count from 1.
+  local features = {}
+  for k, i in ipairs(g.represented) do features[k] = i - 1 end
+  print(string.format("expert %d: represents %s", e - 1, table.concat(features, " ")))
 end
 print("features per dimension (gate-weighted):", toymoe.metrics.features_per_dimension(model, { data = data }))

@@ -42,6 +42,14 @@ local function verdict_of(s)
   return v or "see report"
 end
 
+-- The readable sentence each script prints last (what was compared, the numbers, whether a miss is expected).
+local function verdict_text_of(s)
+  if type(s.verdict_text) == "string" then return s.verdict_text end
+  if type(s.verdicts) == "table" and type(s.verdicts.verdict_text) == "string" then return s.verdicts.verdict_text end
+  if type(s.verdict) == "table" and type(s.verdict.text) == "string" then return s.verdict.text end
+  return "see report"
+end
+
 local selected = {}
 for name in string.gmatch(only, "[^,]+") do selected[name] = true end
 
@@ -51,8 +59,9 @@ for _, e in ipairs(experiments) do
     print(string.format("== %s (%s)", e.name, e.what))
     local summary = toymoe.run_script{ script = e.script, out = e.name, params = { scale = scale } } or {}
     local verdict = verdict_of(summary)
-    rows[#rows + 1] = { e.name, e.what, verdict, e.name .. "/index.html" }
-    index[e.name] = { what = e.what, verdict = verdict, report = e.name .. "/index.html" }
+    local text = verdict_text_of(summary)
+    rows[#rows + 1] = { e.name, e.what, verdict, text, e.name .. "/index.html" }
+    index[e.name] = { what = e.what, verdict = verdict, verdict_text = text, report = e.name .. "/index.html" }
   end
 end
 
@@ -60,6 +69,6 @@ toymoe.save_json("summary.json", { scale = scale, experiments = index })
 toymoe.plot.report{
   file = "index.html", title = "ToyMoE: every experiment of the paper (" .. scale .. " scale)",
   introduction = "Each row links to the experiment's own report (open it relative to this page).",
-  tables = { { caption = "Experiments", header = { "name", "reproduces", "verdict", "report" }, rows = rows } },
+  tables = { { caption = "Experiments", header = { "name", "experiment", "verdict", "what was compared", "report" }, rows = rows } },
 }
 return { scale = scale, experiments = index }

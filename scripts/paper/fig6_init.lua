@@ -73,9 +73,11 @@ toymoe.sweep{
       table.sort(ranks)
       local top = #ranks > 0
       for j, v in ipairs(ranks) do if v ~= j then top = false end end
+      -- Feature indices 0-based (the paper's, the bars' x axis) in the cell files, summary and report.
+      local function zero_based(list) local t = {} for j, i in ipairs(list) do t[j] = i - 1 end return t end
       experts[e] = {
         norms = M.feature_norms(model, e), q = M.polysemanticity(model, e),
-        group = group, dedicated = g.dedicated, represented = g.represented,
+        group = zero_based(group), dedicated = zero_based(g.dedicated), represented = zero_based(g.represented),
         features_represented = g.features_represented, antipodal_pairs = #g.antipodal_pairs,
         n_dedicated = #g.dedicated, dedicated_in_group = in_group, dedicated_group_ranks = ranks,
         own_top_feature_dedicated = #group > 0 and rank[group[1]] ~= nil and (function()
@@ -102,26 +104,21 @@ toymoe.sweep{
       local panels = {}
       local own, with_dedicated, dedicated_total, dedicated_in_group = 0, 0, 0, 0
       for e, ex in ipairs(res.experts) do
-        -- Footnotes use the bars' 0-based feature indices (the paper's); the summary is 1-based like all of Lua.
-        local function zero_based(list)
-          local t = {}
-          for j, i in ipairs(list) do t[j] = tostring(i - 1) end
-          return table.concat(t, ",")
-        end
-        local grp = #ex.group > 0 and ("gate group {" .. zero_based(ex.group) .. "}") or "no gate group"
+        -- Feature indices are 0-based already (see run), like the bars' x axis; experts are numbered from 0 too.
+        local grp = #ex.group > 0 and ("gate group {" .. table.concat(ex.group, ",") .. "}") or "no gate group"
         panels[e] = { title = string.format("expert %d", e - 1), values = ex.norms, color_values = ex.q,
-                      footnote = grp .. "; dedicated {" .. zero_based(ex.dedicated) .. "}" }
+                      footnote = grp .. "; dedicated {" .. table.concat(ex.dedicated, ",") .. "}" }
         if ex.own_top_feature_dedicated then own = own + 1 end
         if #ex.dedicated > 0 then with_dedicated = with_dedicated + 1 end
         dedicated_total = dedicated_total + #ex.dedicated
         dedicated_in_group = dedicated_in_group + ex.dedicated_in_group
-        table_rows[#table_rows + 1] = { key, e, table.concat(ex.group, ","), table.concat(ex.dedicated, ","),
+        table_rows[#table_rows + 1] = { key, e - 1, table.concat(ex.group, ","), table.concat(ex.dedicated, ","),
           ex.dedicated_in_group, ex.features_represented, ex.antipodal_pairs, res.routing_share[e] }
       end
       local file = "fig6" .. key .. "_norms.svg"
       toymoe.plot.bars{ file = file, title = string.format("Fig. 6%s: %s, p = %g, loss %.4f", key, spec.label:sub(5),
         spec.p, res.final_loss), panels = panels, columns = 2, marker = m - 0.5, x_label = "feature i (0-based, as in the paper)",
-        y_label = "‖W_i‖", color_label = "Superposition (q / max q)" }
+        y_label = "‖Wᵢ‖", color_label = "Superposition (q / max q)", marker_label = string.format("m − 0.5 (m = %d)", m) }
       figures[#figures + 1] = { heading = spec.label, file = file,
         caption = string.format("final loss %.4f; %d/4 experts dedicate a direction to the top feature of their "
           .. "gate group; %d of %d dedicated features lie in the expert's own group", res.final_loss, own,
@@ -141,7 +138,7 @@ toymoe.sweep{
       if #ex.dedicated > 0 and ex.dedicated_in_group == #ex.dedicated and ex.group_top_dedicated then c_top = c_top + 1 end
     end
     local summary = {
-      figure = "Fig. 6", indices = "1-based (Lua) in this file; the plots use the paper's 0-based indices", scale = scale, steps = steps, authors_bug = authors_bug,
+      figure = "Fig. 6", indices = "0-based (the paper's, numpy's), as in the plots; Lua lists count from 1", scale = scale, steps = steps, authors_bug = authors_bug,
       note_b = authors_bug and "authors' bug reproduced: (b) trained with a ZERO gate (new ES), so one expert gets every input"
         or "intended ordered K-hot gate for (b); the authors' code gave (b) a zero gate (new ES) / Xavier (old ES): authors_bug=true",
       models = models,
@@ -156,24 +153,35 @@ toymoe.sweep{
     }
     summary.reproduced = (not models.a or summary.a_experts_with_own_feature_dedicated >= 3)
       and (not models.c or summary.c_dedicated_in_own_group_fraction >= 0.75)
+    local parts = {}
+    if models.a then
+      parts[#parts + 1] = string.format("(a) diagonal gate: %d of 4 experts dedicate a direction to their own feature "
+        .. "(paper 3-4, need >= 3)", summary.a_experts_with_own_feature_dedicated)
+    end
+    if models.c then
+      parts[#parts + 1] = string.format("(c) random K-hot gate: %.0f%% of dedicated features lie in the expert's own "
+        .. "group (paper: all, need >= 75%%), %d of 4 experts dedicate their group's top features", 100 * summary.c_dedicated_in_own_group_fraction, c_top)
+    end
+    summary.verdict_text = string.format("Fig. 6 verdict: %s. Compared: %s%s", summary.reproduced and "reproduced" or "differs",
+      #parts > 0 and table.concat(parts, "; ") or "nothing (neither model a nor c was run)",
+      (summary.reproduced or steps >= 10000) and ""
+        or string.format("; may be the reduced scale (%d steps instead of the paper's 10,000): rerun with scale=full before reading this as a miss", steps))
     toymoe.save_json("summary.json", summary)
     toymoe.plot.report{
       file = "index.html", title = "Fig. 6: router initialization steers monosemantic features",
-      introduction = "n = 20, m = 5, E = 4, k = 1, no LB, batch 1024, sum loss, " .. steps .. " steps. Bars: ‖W_i‖ per "
-        .. "expert coloured by q (per-expert colour scale); dashed line at m − 0.5. Dedicated: ‖W_i‖ > 0.5 and q < 0.1. "
+      introduction = "n = 20, m = 5, E = 4, k = 1, no LB, batch 1024, sum loss, " .. steps .. " steps. Bars: ‖Wᵢ‖ per "
+        .. "expert coloured by q (per-expert colour scale); dashed line at m − 0.5. Dedicated: ‖Wᵢ‖ > 0.5 and q < 0.1. "
         .. "Groups are read from the gate before training and listed by decreasing importance. Plots and their footnotes "
-        .. "use the paper's 0-based feature and expert indices; the table and summary.json are 1-based. "
+        .. "use the paper's 0-based feature and expert indices, like the table and summary.json. "
         .. summary.note_b .. ".",
       figures = figures,
       tables = { { caption = "Per expert", header = { "model", "expert", "gate group (by importance)", "dedicated",
         "dedicated in group", "represented", "antipodal pairs", "routing share" }, rows = table_rows } },
       summary = { final_loss = summary.final_loss, a_experts_with_own_feature_dedicated = summary.a_experts_with_own_feature_dedicated,
                   c_experts_dedicated_top_of_own_group = c_top, c_dedicated_in_own_group_fraction = summary.c_dedicated_in_own_group_fraction,
-                  authors_bug = authors_bug, reproduced = summary.reproduced },
+                  authors_bug = authors_bug, reproduced = summary.reproduced, verdict = summary.verdict_text },
     }
-    print(string.format("Fig. 6: (a) %d/4 experts dedicate their diagonal feature (paper: 3-4); (c) %.0f%% of dedicated features in own group, %d/4 experts top-of-group -> %s",
-      summary.a_experts_with_own_feature_dedicated, 100 * summary.c_dedicated_in_own_group_fraction, c_top,
-      summary.reproduced and "reproduced" or "differs"))
+    print(summary.verdict_text)
     return summary
   end,
 }

@@ -69,19 +69,21 @@ toymoe.sweep{
     local refs = {}
     local names = { "1", "3/4", "2/3", "1/2", "2/5", "3/8" }
     for j, f in ipairs(fractions) do refs[j] = { value = f, label = names[j] } end
+    refs[1].legend = "fractions of the TMS paper"  -- one legend entry for the six dashed lines (same style)
     toymoe.plot.lines{ file = "tms_fpd_dstar.svg", x_log = true, reference_y = refs,
-      title = "D* = m/‖W‖²_F vs sparsity", footnote = string.format("n = %d, m = %d, uniform importance", n, m),
+      title = "D* = m/‖W‖² vs sparsity", footnote = string.format("n = %d, m = %d, uniform importance; ‖W‖: Frobenius norm", n, m),
       panel_size = { 560, 380 },
       x_label = "1/(1−S)", y_label = "D* (dimensions per feature)", y_range = { 0, top },
+      legend = "top_right",  -- D* starts near 1 at the left: the legend would cover it there
       series = { { label = "D*", x = x, y = dstar } } }
     toymoe.plot.scatter{ file = "tms_fpd_features.svg", x_log = true, reference_y = refs,
-      title = "Per-feature dimensionality D_i", footnote = string.format("n = %d, m = %d, uniform importance", n, m),
+      title = "Per-feature dimensionality Dᵢ", footnote = string.format("n = %d, m = %d, uniform importance", n, m),
       panel_size = { 560, 380 },
-      x_label = "1/(1−S)", y_label = "D_i", y_range = { -0.02, top },
-      series = { { label = "D_i (one per feature)", x = sx, y = sy, size = 2.2, opacity = 0.35 },
+      x_label = "1/(1−S)", y_label = "Dᵢ", y_range = { -0.02, top }, legend = "top_right",
+      series = { { label = "Dᵢ (one per feature)", x = sx, y = sy, size = 2.2, opacity = 0.35 },
                  { label = "D*", x = x, y = dstar, color = "#d62728", size = 4, opacity = 1 } } }
-    toymoe.plot.lines{ file = "tms_fpd_inverse.svg", x_log = true, reference_y = 1,
-      title = "Features per dimension ‖W‖²_F/m", panel_size = { 560, 380 }, x_label = "1/(1−S)", y_label = "features per dimension",
+    toymoe.plot.lines{ file = "tms_fpd_inverse.svg", x_log = true, reference_y = { value = 1, legend = "one feature per dimension" },
+      title = "Features per dimension ‖W‖²/m (Frobenius)", panel_size = { 560, 380 }, x_label = "1/(1−S)", y_label = "features per dimension",
       series = { { label = "1/D*", x = x, y = fpd } } }
     -- The sticky ½ plateau: densities where D* lies within ±0.05 of ½.
     local lo, hi, count = nil, nil, 0
@@ -115,18 +117,25 @@ toymoe.sweep{
         .. "%d steps, b = 0 init (SPEC Appendix C).", n, m, math.max(levels - 1, 1), steps),
       figures = {
         { heading = "D* vs sparsity", file = "tms_fpd_dstar.svg", caption = "Reference lines at the fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8" },
-        { heading = "Per-feature D_i", file = "tms_fpd_features.svg", caption = "Each dot one feature at one density; red: D*" },
-        { heading = "Features per dimension", file = "tms_fpd_inverse.svg", caption = "The inverse, ‖W‖²_F/m" },
+        { heading = "Per-feature Dᵢ", file = "tms_fpd_features.svg", caption = "Each dot one feature at one density; red: D*" },
+        { heading = "Features per dimension", file = "tms_fpd_inverse.svg", caption = "The inverse, ‖W‖²/m (Frobenius norm)" },
       },
       tables = { { caption = "Per density", header = { "density", "1/(1−S)", "D*", "represented", "antipodal pairs",
-        "D_i on a fraction line", "final loss" }, rows = trows, decimals = 4 } },
+        "Dᵢ on a fraction line", "final loss" }, rows = trows, decimals = 4 } },
       summary = { dense_dimensions_per_feature = summary.dense_dimensions_per_feature,
                   sparsest_dimensions_per_feature = summary.sparsest_dimensions_per_feature,
                   half_plateau_levels = count, half_plateau_inverse_density = string.format("%.2f – %.2f", lo or 0, hi or 0),
                   reproduced = summary.reproduced } }
-    print(string.format("TMS FPD: D* %.2f dense -> %.2f sparsest; D* ≈ 1/2 at %d levels (1/(1−S) %.2f–%.2f) -> %s",
-      dense.dimensions_per_feature, sparsest.dimensions_per_feature, count, lo or 0, hi or 0,
-      summary.reproduced and "reproduced" or "differs"))
+    summary.verdict_text = string.format(
+      "TMS FPD verdict: %s. Compared with the paper (D* ≈ 1 dense, sticky at 1/2 over a range of sparsity, below 1/2 "
+        .. "when sparse): D* %.2f at the densest level (need > 0.8), %.2f at the sparsest (need < 0.45), D* ≈ 1/2 at %d "
+        .. "level(s) (need >= %d; 1/(1−S) %.2f–%.2f)%s",
+      summary.reproduced and "reproduced" or "differs", dense.dimensions_per_feature, sparsest.dimensions_per_feature,
+      count, levels >= 12 and 2 or 1, lo or 0, hi or 0,
+      (summary.reproduced or scale == "full") and ""
+        or string.format("; quick scale (n = %d, m = %d, %d levels, %d steps) resolves the 1/2 plateau coarsely: rerun with scale=full before reading this as a miss", n, m, levels, steps))
+    toymoe.save_json("summary.json", summary)
+    print(summary.verdict_text)
     return summary
   end,
 }
