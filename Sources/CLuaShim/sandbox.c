@@ -267,8 +267,22 @@ static int sb_print(lua_State *L) {
 }
 
 // _G's __index: reading an undefined global is an error (Redis style), so typos fail where they happen.
+// The libraries a script most often reaches for, `io` and `os`, stay absent (so `rawget(_G, "io") == nil` still
+// holds); reading them says what to use instead. The error is raised when the name is read, before any call.
 static int sb_undefined_global(lua_State *L) {
-    return luaL_error(L, "undefined global '%s'", luaL_tolstring(L, 2, NULL));
+    const char *name = luaL_tolstring(L, 2, NULL);
+    if (strcmp(name, "io") == 0) {
+        return luaL_error(L, "undefined global 'io': io is not available in scripts: write files with "
+                             "toymoe.save_json / toymoe.save_npy / toymoe.save_npz (read them with toymoe.load_json / "
+                             "load_npy / load_npz; plots with toymoe.plot), and print writes to standard output");
+    }
+    if (strcmp(name, "os") == 0) {
+        return luaL_error(L, "undefined global 'os': os is not available in scripts: write files with "
+                             "toymoe.save_json / toymoe.save_npy / toymoe.save_npz, read settings with "
+                             "toymoe.param (KEY=VALUE on the command line, not os.getenv), take the run's seed from "
+                             "toymoe.seed (not os.time), and time a training with toymoe.train(...).seconds");
+    }
+    return luaL_error(L, "undefined global '%s'", name);
 }
 
 static int sb_rep(lua_State *L) {

@@ -192,6 +192,7 @@ extension Bindings {
                 o.outerDeadline = nil
                 do {
                     let outcome = try ScriptRunner.run(o)
+                    ctx.nestedWarnings += outcome.parameterWarnings
                     return [outcome.result.map { JSONBridge.lua($0) } ?? .nil]
                 } catch {
                     throw LuaCallError.verbatim("\(name) failed: \(error)")

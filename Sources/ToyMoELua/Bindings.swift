@@ -35,6 +35,10 @@ final class ScriptContext {
     /// toymoe.train_many's default thread count: every core at top level; in a sweep worker the cores divided by
     /// the sweep's jobs (the jobs already run cells in parallel). Results do not depend on it.
     var trainThreads = LockstepTrainer.defaultThreads
+    /// Where `toymoe.param` records the keys it is asked for (nil: not recorded).
+    var parameterReads: ParameterReads?
+    /// Warnings of the scripts this one ran with `toymoe.run_script` (unread parameters), reported with its own.
+    var nestedWarnings: [String] = []
 
     init(outputDirectory: URL, runSeed: UInt64, params: [(String, String)], isWorker: Bool) {
         self.outputDirectory = outputDirectory
@@ -221,6 +225,7 @@ enum Bindings {
         try rt.register(module: "toymoe", functions: [
             "param": { args in
                 let key = try args.string(1, "key")
+                ctx.parameterReads?.note(key)
                 let p = try rt.global("toymoe.params")
                 let v = p.tableValue?[key] ?? .nil
                 if v.isNil { return [try args.value(2, "default")] }
@@ -562,7 +567,23 @@ enum Bindings {
             describe: { "Data(n_features=\($0.featureCount))" },
             hostBytes: { $0.featureCount * 3 * MemoryLayout<Float>.size })
         try rt.register(module: "toymoe", functions: [
-            "data": { args in [.userdata(DataHandle(try dataDistribution(try args.table(1, "options"), function: "toymoe.data", runtime: rt)))] }
+            // `model = m` takes n_features from the model (so a data set matches the model it trains);
+            // an n_features that contradicts it is an error naming both.
+            "data": { args in
+                var options = try args.table(1, "options")
+                var featureCount: Int? = nil
+                if let given = options.hash.removeValue(forKey: .string("model")) {
+                    guard let m = given.object(as: Model.self) else {
+                        throw LuaCallError("model: expected a model (toymoe.model{...}), got \(describe(given))")
+                    }
+                    featureCount = m.featureCount
+                    if let n = options.hash[.string("n_features")], n.doubleValue != Double(m.featureCount) {
+                        throw LuaCallError(
+                            "n_features = \(describe(n)) contradicts model's n_features = \(m.featureCount); give one of them")
+                    }
+                }
+                return [.userdata(DataHandle(try dataDistribution(options, function: "toymoe.data", featureCount: featureCount, runtime: rt)))]
+            }
         ])
     }
 

@@ -162,7 +162,114 @@ public final class LuaRuntime {
         if status != LUA_OK { throw error(status: status, on: L) }
         try installRandom()
         try run(string: LuaRuntime.deterministicPairs, chunkName: "=pairs")
+        try run(string: LuaRuntime.tablePrinting, chunkName: "=print")
     }
+
+    /// `print` of a table shows its contents, bounded: two levels deep (deeper non-empty tables print as `{…}`),
+    /// at most `printEntries` entries per table (then `… (N more)`), strings cut at 200 bytes, a table that
+    /// contains itself as `<cycle>`. Keys come in `pairs`' fixed order (numbers ascending, a list's 1..n without
+    /// keys, then strings in byte order, `false`, `true`); keys that are tables, functions or userdata have no
+    /// stable order and are only counted (`… (N more)`). Nested tables, functions and userdata print by their
+    /// deterministic names, so the same script prints the same text in every run. A table whose metatable has
+    /// `__tostring` or `__name` (or hides its metatable) prints as `tostring` shows it. Only `print` changes:
+    /// `tostring(t)` and `string.format("%s", t)` still give `table: #N`.
+    /// Plain Lua: it runs under the script's budget, and errors (a failing `__tostring`) are ordinary Lua errors.
+    static let printEntries = 20
+    static let tablePrinting = """
+        local hostprint, tostring, type, next, rawget, getmetatable, select = print, tostring, type, next, rawget, getmetatable, select
+        local format, concat, mtype, unpack = string.format, table.concat, math.type, table.unpack
+        local LIMIT = \(printEntries)
+        local keywords = {}
+        for w in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
+          keywords[w] = true
+        end
+        local function plain(t)  -- contents can be shown: no __tostring/__name, metatable not hidden
+          local mt = getmetatable(t)
+          if mt == nil then return true end
+          if type(mt) ~= "table" then return false end
+          return rawget(mt, "__tostring") == nil and rawget(mt, "__name") == nil
+        end
+        local function rank(k)
+          local tk = type(k)
+          if tk == "number" then return 1 elseif tk == "string" then return 2
+          elseif k == false then return 3 elseif k == true then return 4 end
+          return nil
+        end
+        local function quote(s)
+          local cut = #s > 200
+          if cut then s = s:sub(1, 200) end
+          s = format("%q", s):gsub("\\\\\\n", "\\\\n")
+          return cut and (s .. "…") or s
+        end
+        local function less(a, b)  -- pairs' order for numbers, strings and booleans
+          local ra, rb = rank(a), rank(b)
+          if ra ~= rb then return ra < rb end
+          if ra <= 2 then return a < b end
+          return false
+        end
+        local render
+        local function value(v, depth, path)
+          local tv = type(v)
+          if tv == "string" then return quote(v) end
+          if tv == "table" and plain(v) then
+            if path[v] then return "<cycle>" end
+            if depth > 2 then return next(v) == nil and "{}" or "{…}" end
+            return render(v, depth, path)
+          end
+          return tostring(v)
+        end
+        render = function(t, depth, path)
+          -- The first LIMIT + 1 keys in pairs' order, chosen in one pass (no snapshot of a large table).
+          local best, nb, total, unordered = {}, 0, 0, 0
+          local k = next(t)
+          while k ~= nil do
+            total = total + 1
+            local r = rank(k)
+            if r == nil then
+              unordered = unordered + 1
+            else
+              if nb <= LIMIT or less(k, best[nb]) then
+                local i = nb < LIMIT + 1 and nb + 1 or nb
+                while i > 1 and less(k, best[i - 1]) do best[i] = best[i - 1]; i = i - 1 end
+                best[i] = k
+                if nb < LIMIT + 1 then nb = nb + 1 end
+              end
+            end
+            k = next(t, k)
+          end
+          path[t] = true
+          local parts, shown, position = {}, 0, 1
+          for i = 1, nb do
+            if i > LIMIT then break end
+            local key = best[i]
+            local v = rawget(t, key)
+            local text = value(v, depth + 1, path)
+            if key == position and mtype(key) == "integer" then
+              position = position + 1
+            elseif type(key) == "string" and key:match("^[%a_][%w_]*$") and not keywords[key] then
+              text = key .. " = " .. text
+              position = -1
+            else
+              text = "[" .. (type(key) == "string" and quote(key) or tostring(key)) .. "] = " .. text
+              position = -1
+            end
+            shown = shown + 1
+            parts[shown] = text
+          end
+          path[t] = nil
+          if total > shown then parts[shown + 1] = "… (" .. (total - shown) .. " more)" end
+          return "{" .. concat(parts, ", ") .. "}"
+        end
+        print = function(...)
+          local n = select("#", ...)
+          local args = { ... }
+          for i = 1, n do
+            local v = args[i]
+            if type(v) == "table" and plain(v) then args[i] = render(v, 1, {}) end
+          end
+          return hostprint(unpack(args, 1, n))
+        end
+        """
 
     /// Lua 5.4 seeds its string hash per state from the time and addresses (ASLR), so stock `pairs` visits string
     /// keys in a different order in every run (measured: 4 runs, 4 orders), and so would anything a script computes

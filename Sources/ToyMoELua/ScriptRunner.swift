@@ -29,6 +29,10 @@ public struct ScriptRunOptions: Sendable {
     /// Read-only input directories (`--input NAME=DIR`): the script reads `NAME/...` from DIR with
     /// `toymoe.load_*` and can never write there. NAME is a simple identifier (`isInputName`).
     public var inputs: [String: URL] = [:]
+    /// `toymoe run --strict`: a `KEY=VALUE` parameter the script never reads is an error, not a warning. A key the
+    /// source does not mention at all is refused before anything runs; one that is mentioned but was not read,
+    /// after the run (its files are written; the exit status says it failed). See `ParameterCheck`.
+    public var strictParameters = false
 
     /// True for a valid input NAME: a letter or `_`, then letters, digits or `_` (at most 64 ASCII characters).
     public static func isInputName(_ name: String) -> Bool {
@@ -46,6 +50,8 @@ public struct ScriptRunOptions: Sendable {
     /// For a sweep declared by a nested script: the deadline of the run that started it (`tml_now()` seconds and
     /// the limit as given), which bounds every cell besides the cell's own limit.
     var outerDeadline: (deadline: Double, seconds: Double)?
+    /// The parameters this run's states read (created by `ScriptRunner.run`, shared with its sweep workers).
+    var parameterReads: ParameterReads?
 
     public init(
         script: URL, chunkName: String? = nil, params: [(String, String)] = [], out: URL, seed: UInt64 = 0,
@@ -92,6 +98,8 @@ public struct ScriptRunOutcome {
     public var failures: [SweepFailureRecord] = []
     /// Result keys left out of results.npz, one message each (printed by `toymoe run`, also with --quiet).
     public var warnings: [String] = []
+    /// Parameters the script (or a script it ran) never read, one message each; also in `warnings`.
+    public var parameterWarnings: [String] = []
 }
 
 /// Runs scripts: the top level in one Lua state, then the declared sweep on worker states.
@@ -114,6 +122,7 @@ public enum ScriptRunner {
             }
         }
         ctx.inputs = o.inputs
+        ctx.parameterReads = o.parameterReads
         try Bindings.install(rt, ctx)
         return rt
     }
@@ -204,9 +213,22 @@ public enum ScriptRunner {
         return nil
     }
 
-    public static func run(_ o: ScriptRunOptions) throws -> ScriptRunOutcome {
+    public static func run(_ given: ScriptRunOptions) throws -> ScriptRunOutcome {
+        var o = given
+        let reads = ParameterReads()
+        o.parameterReads = reads
         let chunk = o.chunkName ?? o.script.lastPathComponent
         let source = try readScript(o.script)
+        // --strict: a key the source never mentions cannot be read by any phase; refuse it before any work.
+        if o.strictParameters {
+            let unmentioned = ParameterCheck.unmentioned(params: o.params, source: source)
+            if !unmentioned.isEmpty {
+                let lines = ParameterCheck.messages(
+                    unread: unmentioned, reads: [], source: source, verb: "is not mentioned in \(chunk)")
+                throw ScriptRunError(
+                    "--strict: " + lines.joined(separator: "; ") + "; nothing was run (without --strict this is a warning)")
+            }
+        }
         do {
             try AtomicFile.createDirectory(at: o.out)
         } catch {
@@ -270,6 +292,7 @@ public enum ScriptRunner {
             var failures: [SweepFailureRecord] = []
             var finalResult: JSONValue? = nil
             var summaryWarnings: [String] = []
+            var finishRan = false
             if let declared = ctx.sweep {
                 declared.run.release()
                 let progress = ProgressReporter(quiet: o.quiet)
@@ -293,7 +316,8 @@ public enum ScriptRunner {
                 if complete == true, let finish = declared.finish {
                     let rows = try sweepRows(declared.spec, SweepLayout(root: o.out))
                     ctx.fileRoot = o.out
-                    let out = try rt.call(finish, [rows])
+                    let out = try callFinish(rt, finish, rows, keepsAll: declared.spec.selection == .all)
+                    finishRan = true
                     finish.release()
                     if let first = out.first, case .table = first {
                         let json = try JSONBridge.json(first, "finish's return value")
@@ -303,6 +327,20 @@ public enum ScriptRunner {
                 }
             }
             if let finalResult { result = finalResult }
+            // Parameters never read: after every phase of this invocation ran (a warning only: stderr, no file).
+            let unobserved = ctx.sweep.map { !reads.anyCellRun || ($0.finish != nil && !finishRan) } ?? false
+            let unread = ParameterCheck.unread(
+                params: o.params, reads: reads.read, source: source, unobservedPhases: unobserved)
+            let parameterWarnings = ParameterCheck.messages(
+                unread: unread, reads: reads.read, source: source,
+                verb: o.nestingDepth == 0
+                    ? "was never read by the script" : "was never read by \(chunk) (given by toymoe.run_script)")
+                + ctx.nestedWarnings
+            if o.strictParameters, !unread.isEmpty {
+                throw ScriptRunError(
+                    "--strict: " + parameterWarnings.prefix(unread.count).joined(separator: "; ")
+                        + " (the run's files are in \(o.out.path); without --strict this is a warning)")
+            }
             provenance.finish()
             try provenance.toJSON().write(to: o.out.appendingPathComponent("provenance.json"))
             var message = "results in \(o.out.path)/"
@@ -318,7 +356,7 @@ public enum ScriptRunner {
             }
             return ScriptRunOutcome(
                 outputDirectory: o.out, result: result, sweepComplete: complete, message: message, failures: failures,
-                warnings: summaryWarnings)
+                warnings: summaryWarnings + parameterWarnings, parameterWarnings: parameterWarnings)
         } catch let e as LuaError {
             throw ScriptRunError(e.description)
         } catch let e as LuaCallError {
@@ -361,6 +399,50 @@ public enum ScriptRunner {
 }
 
 extension ScriptRunner {
+    /// Calls the script's `finish(rows)` with every row given a metatable (`finishRowsWrapper`) that turns a read
+    /// of a field a row does not have into an error saying where that information is, instead of a nil that fails
+    /// later far away (`attempt to index a nil value (field 'result')`). The rows' own fields are untouched:
+    /// `pairs`, `rawget`, printing and saving see exactly the plain tables.
+    static func callFinish(_ rt: LuaRuntime, _ finish: LuaFunctionRef, _ rows: LuaValue, keepsAll: Bool) throws -> [LuaValue] {
+        guard case .function(let wrapper)? = try rt.run(string: finishRowsWrapper, chunkName: "=finish").first else {
+            return try rt.call(finish, [rows])
+        }
+        defer { wrapper.release() }
+        return try rt.call(wrapper, [.function(finish), rows, .boolean(keepsAll)])
+    }
+
+    /// Lua, so that the errors are raised by Lua code (never across a Swift frame) at the script's line (level 2).
+    static let finishRowsWrapper = """
+        local setmetatable, error, concat = setmetatable, error, table.concat
+        return function(finish, rows, keepsAll)
+          local fields = "id, index, cell, result, selected, dir, dirs, replicates, failures"
+          local kept = {
+            result = "row.result is nil: this sweep keeps every replicate (select = \\"all\\"): use row.replicates[i] (replicate i's results, i = 1..#row.replicates)",
+            selected = "row.selected is nil: this sweep keeps every replicate (select = \\"all\\"): there is no selected replicate; use row.replicates[i]",
+            dir = "row.dir is nil: this sweep keeps every replicate (select = \\"all\\"): use row.dirs[i] (replicate i's directory)",
+          }
+          local mistakes = {
+            results = "use row.replicates (every replicate's results) or row.result (the kept replicate's, with select = {minimize|maximize = key})",
+            params = "use row.cell (the cell's parameters)", parameters = "use row.cell (the cell's parameters)",
+            cell_id = "use row.id", replicate = "use row.replicates[i] or row.selected", failed = "use row.failures",
+            directory = "use row.dir or row.dirs[i]", seed = "rows do not carry seeds; return ctx.seed from run if you need it",
+          }
+          local mt = {
+            __index = function(_, key)
+              if kept[key] ~= nil then
+                if keepsAll then error(kept[key], 2) end
+                return nil
+              end
+              local hint = mistakes[key]
+              error("finish: a row has no field '" .. tostring(key) .. "'" .. (hint and (": " .. hint) or "")
+                    .. " (a row has: " .. fields .. ")", 2)
+            end,
+          }
+          for i = 1, #rows do setmetatable(rows[i], mt) end
+          return finish(rows)
+        end
+        """
+
     /// The finished sweep as a Lua list, one row per cell in cell order:
     /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...},
     /// failures = {{replicate, step, reason}, ...}, dirs = {per replicate}, dir = kept replicate's (nil with "all")}`.
@@ -448,6 +530,7 @@ final class LuaSweepWorker: SweepWorker {
     }
 
     func run(params: JSONObject, context cell: CellContext) throws -> JSONObject {
+        context.parameterReads?.noteCellRun()
         // Every draw inside the cell derives from the cell's seed: models, data, math.random.
         context.begin(seed: cell.seed)
         context.fileRoot = cell.directory

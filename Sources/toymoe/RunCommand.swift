@@ -83,6 +83,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("allow-mismatch"), help: "Run into --out even when its sweep.json records another script, parameters, seed, grid, selection, tool version or kernel variant (the differences are printed and recorded in sweep.json). Without it such a run is refused.")
     var allowMismatch = false
 
+    @Flag(help: "Fail when a KEY=VALUE parameter is never read by the script (without it: a warning). A key the script does not mention at all is refused before anything runs.")
+    var strict = false
+
     func validate() throws {
         _ = try parsedInputs()
         if let k = kernels, case .failure(let e) = KernelVariant.resolve(k) {
@@ -171,6 +174,7 @@ struct RunCommand: ParsableCommand {
             commandLine: CommandLine.arguments)
         options.inputs = try parsedInputs()
         options.allowMismatch = allowMismatch
+        options.strictParameters = strict
         Interruption.install(
             out: options.out.path,
             advice: resume ? "run the same command again to continue" : "run the same command with --resume to continue")
