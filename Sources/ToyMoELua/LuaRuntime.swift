@@ -220,20 +220,23 @@ public final class LuaRuntime {
         end
         render = function(t, depth, path)
           -- The first LIMIT + 1 keys in pairs' order, chosen in one pass (no snapshot of a large table).
-          local best, nb, total, unordered = {}, 0, 0, 0
+          -- `last`/`lastRank`: the largest key kept once LIMIT + 1 are kept; most keys of a large table fail the
+          -- cheap test against it (a list's keys arrive in ascending order).
+          local best, nb, total, unordered, last, lastRank = {}, 0, 0, 0, nil, 0
           local k = next(t)
           while k ~= nil do
             total = total + 1
-            local r = rank(k)
+            local tk = type(k)
+            local r = tk == "number" and 1 or tk == "string" and 2 or k == false and 3 or k == true and 4 or nil
             if r == nil then
               unordered = unordered + 1
-            else
-              if nb <= LIMIT or less(k, best[nb]) then
-                local i = nb < LIMIT + 1 and nb + 1 or nb
-                while i > 1 and less(k, best[i - 1]) do best[i] = best[i - 1]; i = i - 1 end
-                best[i] = k
-                if nb < LIMIT + 1 then nb = nb + 1 end
-              end
+            elseif nb <= LIMIT or r < lastRank or (r == lastRank and r <= 2 and k < last) then
+              local i = nb < LIMIT + 1 and nb + 1 or nb
+              while i > 1 and less(k, best[i - 1]) do best[i] = best[i - 1]; i = i - 1 end
+              best[i] = k
+              if nb < LIMIT + 1 then nb = nb + 1 end
+              last = best[nb]
+              lastRank = rank(last)
             end
             k = next(t, k)
           end
