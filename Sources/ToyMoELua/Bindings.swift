@@ -582,7 +582,7 @@ enum Bindings {
                             "n_features = \(describe(n)) contradicts model's n_features = \(m.featureCount); give one of them")
                     }
                 }
-                return [.userdata(DataHandle(try dataDistribution(options, function: "toymoe.data", featureCount: featureCount, runtime: rt)))]
+                return [.userdata(DataHandle(try dataDistribution(options, function: "toymoe.data", featureCount: featureCount, runtime: rt, alsoKnown: ["model"])))]
             }
         ])
     }
@@ -604,8 +604,9 @@ enum Bindings {
     /// Builds a distribution from `toymoe.data` options.
     /// With `runtime`, the distribution's vectors (3 floats per feature) are checked against the memory limit before
     /// they are built (a data set without a model has no other bound than n_features ≤ maxParameterCount / 3).
-    static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil, runtime: LuaRuntime? = nil) throws(LuaCallError) -> DataDistribution {
-        let opts = try OptionTable(function, table, known: dataOptions)
+    /// `alsoKnown`: options the caller handled itself (named in the unknown-option suggestions).
+    static func dataDistribution(_ table: LuaTable, function: String, featureCount: Int? = nil, runtime: LuaRuntime? = nil, alsoKnown: [String] = []) throws(LuaCallError) -> DataDistribution {
+        let opts = try OptionTable(function, table, known: dataOptions + alsoKnown)
         var n = opts.has("n_features") ? try opts.integer("n_features", minimum: 1) : featureCount
         // No model can have more features than E·n·(m+2) ≤ maxParameterCount allows with E = m = 1.
         if let count = n, count > ModelConfig.maxParameterCount / 3 {

@@ -271,14 +271,16 @@ import ToyMoEIO
             local e = {}
             e[1] = select(2, pcall(toymoe.data, { model = m, n_features = 5 }))
             e[2] = select(2, pcall(toymoe.data, { model = 3 }))
-            e[3] = select(2, pcall(toymoe.data, { model = m, importance = { 1, 2 } }))
+            e[3] = select(2, pcall(toymoe.data, { modle = m, n_features = 7 }))
+            e[4] = select(2, pcall(toymoe.data, { model = m, importance = { 1, 2 } }))
             return { n = d.n_features, same = same.n_features, steps = r.steps, e = e }
             """)
         #expect(r.result["n"] == .int(7) && r.result["same"] == .int(7) && r.result["steps"] == .int(3), "\(r.result)")
         let e = r.result["e"]?.arrayValue?.map { $0.stringValue ?? "" } ?? []
-        #expect(e.count == 3)
+        #expect(e.count == 4)
         #expect(e.first == "test.lua:6: toymoe.data: n_features = 5 contradicts model's n_features = 7; give one of them", "\(e)")
         #expect(e.dropFirst().first?.hasPrefix("test.lua:7: toymoe.data: model: expected a model (toymoe.model{...}), got ") == true, "\(e)")
-        #expect(e.last == "test.lua:8: toymoe.data: importance: expected 7 values (one per feature), got 2", "\(e)")
+        #expect(e.dropFirst(2).first?.contains("modle") == true && e.dropFirst(2).first?.contains("did you mean 'model'") == true, "\(e)")
+        #expect(e.last == "test.lua:9: toymoe.data: importance: expected 7 values (one per feature), got 2", "\(e)")
     }
 }
