@@ -374,7 +374,7 @@ public enum ScriptRunner {
     /// script.lua in the output directory has the same hash.
     static func scriptRecord(_ o: ScriptRunOptions, _ source: String) -> JSONValue {
         let path = o.script.standardizedFileURL.resolvingSymlinksInPath().path
-        return ["path": .string(path), "sha256": .string(SHA256.hex(source.utf8)), "bytes": .int(source.utf8.count)]
+        return ["path": .string(path), "sha256": .string(SHA256.hex(Array(source.utf8))), "bytes": .int(source.utf8.count)]
     }
 
     /// config.json: the parameters, the run options and the resolved configuration of every top-level training.
