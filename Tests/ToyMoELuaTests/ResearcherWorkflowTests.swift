@@ -160,17 +160,16 @@ import ToyMoEIO
             return { steps = r.steps }
             """.write(toFile: script, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("o").path
-        let typo = try ChildRun.toymoe(["run", script, "steps=5", "stpes=100", "--quiet", "--out", out], in: dir)
+        let typo = try ChildProcess.run(["run", script, "steps=5", "stpes=100", "--quiet", "--out", out], in: dir)
         #expect(typo.status == 0 && !typo.signaled, "\(typo.stderr)")
         #expect(typo.stderr == "toymoe: warning: parameter 'stpes' was never read by the script (did you mean 'steps'?)\n", "\(typo.stderr)")
         let result = try JSONValue(contentsOf: URL(fileURLWithPath: out + "/result.json"))
         #expect(result["steps"] == .int(5))
-        let strict = try ChildRun.toymoe(["run", script, "stpes=100", "--strict", "--out", out + "-strict"], in: dir)
+        let strict = try ChildProcess.run(["run", script, "stpes=100", "--strict", "--out", out + "-strict"], in: dir)
         #expect(strict.status == 1 && !strict.signaled)
         #expect(strict.stderr.contains("toymoe: --strict: parameter 'stpes' is not mentioned in dense.lua (did you mean 'steps'?); nothing was run"), "\(strict.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out + "-strict"))
-        print(String(format: "unread parameters (CLI): warning run exit %d in %.2f s, peak RSS %.0f MiB; --strict exit %d in %.2f s, peak RSS %.0f MiB",
-                     typo.status, typo.seconds, typo.maxRSSMiB, strict.status, strict.seconds, strict.maxRSSMiB))
+        print("unread parameters (CLI): warning run \(typo.summary); --strict \(strict.summary)")
     }
 
     // MARK: finish rows
