@@ -11,9 +11,10 @@ import ToyMoEIO
     /// Runs `source` as `test.lua` in-process and returns the outcome (warnings included) and the printed lines.
     static func outcome(
         _ source: String, params: [(String, String)] = [], jobs: Int = 1, out: URL? = nil, resume: Bool = false,
-        shard: (Int, Int) = (0, 1), strict: Bool = false, files: [String: String] = [:]
+        shard: (Int, Int) = (0, 1), strict: Bool = false, files: [String: String] = [:], in directory: URL? = nil
     ) throws -> (outcome: ScriptRunOutcome, stdout: String, out: URL) {
-        let dir = try ScriptTestResult.temporaryDirectory("toymoe-workflow")
+        // A resume reuses the first run's directory: config.json records the script's path.
+        let dir = try directory ?? ScriptTestResult.temporaryDirectory("toymoe-workflow")
         let script = dir.appendingPathComponent("test.lua")
         try source.write(to: script, atomically: true, encoding: .utf8)
         for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
@@ -86,7 +87,8 @@ import ToyMoEIO
         let before = try names.map { try Data(contentsOf: first.out.appendingPathComponent($0)) }
         // Every cell is finished: `run` is not called, so its reads are not observed; 'scale' is mentioned in the
         // source and is not reported, the typo is.
-        let resumed = try Self.outcome(Self.sweepScript, params: params, out: first.out, resume: true)
+        let resumed = try Self.outcome(
+            Self.sweepScript, params: params, out: first.out, resume: true, in: first.out.deletingLastPathComponent())
         #expect(resumed.outcome.parameterWarnings == expected, "\(resumed.outcome.parameterWarnings)")
         let after = try names.map { try Data(contentsOf: first.out.appendingPathComponent($0)) }
         #expect(before == after)
