@@ -1,6 +1,6 @@
--- A training hook: watch the loss and the norm of feature 0 (the most important) every 500 steps, and stop early
--- on a plateau. The hook's `step` counts from 1 like everything in Lua; printed lines count from 0 like every file
--- and plot of ToyMoE (so `step - 1`, and Lua's feature [1] is feature 0).
+-- A training hook: watch the loss and feature 0's norm every 500 steps, and stop early on a plateau.
+-- Feature 0 is the most important. The hook's `step` counts from 1 like everything in Lua; printed lines count
+-- from 0 like every file and plot of ToyMoE (so `step - 1`, and Lua's feature [1] is feature 0).
 local model = toymoe.model{ n_features = 5, n_hidden = 2 }
 local data = toymoe.data{ feature_probability = 0.2, importance = toymoe.geometric(0.9, 5) }
 local last = math.huge
