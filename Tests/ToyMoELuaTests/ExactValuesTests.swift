@@ -204,6 +204,21 @@ import ToyMoEIO
         #expect(!devNull.stderr.contains("NSCocoaErrorDomain"), "\(devNull.stderr)")
     }
 
+    @Test("metrics.json of a diverged toymoe train writes its NaN/inf loss as {\"non_finite\": ...}, not null")
+    func trainMetricsNonFinite() throws {
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-trainnf")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try CLITests.toymoe(
+            ["train", "--quiet", "--out", "o", "--n-features", "4", "--n-hidden", "2", "--lr", "1e9", "--steps", "200", "--batch-size", "32"],
+            in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let text = try String(contentsOf: dir.appendingPathComponent("o/metrics.json"), encoding: .utf8)
+        #expect(!text.contains("null"), "\(text)")
+        let metrics = try JSONValue(contentsOf: dir.appendingPathComponent("o/metrics.json"))
+        let loss = try #require(metrics["training"]?["final_loss"])
+        #expect(["nan", "inf", "-inf"].contains(loss["non_finite"]?.stringValue ?? "?"), "\(loss)")
+    }
+
     @Test("SLURM_ARRAY_TASK_ID without SLURM_ARRAY_TASK_COUNT (or the reverse) is an error naming both")
     func slurmHalfSet() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-slurmhalf")
