@@ -59,6 +59,26 @@ public struct Initialization: Sendable, Equatable {
 }
 
 extension Model {
+    /// Fills `count` floats with σ·N(0, 1) draws. Every draw is made (and checked) before any is stored: a σ so
+    /// large that a draw overflows float32 would otherwise leave ±inf weights in a model that looks created (and
+    /// that `load_model` later refuses), so it throws instead, leaving the tensor as it was.
+    static func drawGaussian(
+        _ base: UnsafeMutablePointer<Float>, _ count: Int, _ sigma: Double, _ rng: inout RandomStream,
+        _ tensor: ParameterTensor, what: String
+    ) throws {
+        var draws = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            let x = sigma * rng.nextGaussian()
+            guard abs(x) <= Double(Float.greatestFiniteMagnitude) else {
+                throw ToyMoEError(
+                    "initialize", what,
+                    "draws \(x) for \(tensor.rawValue) (flat index \(i), 0-based), outside float32 (finite values lie within ±3.4028235e38); use a smaller scale")
+            }
+            draws[i] = Float(x)
+        }
+        for i in 0..<count { base[i] = draws[i] }
+    }
+
     /// Initializes every tensor. Each tensor draws from its own stream (seed, modelID, initialization, tensor),
     /// so re-initializing one tensor never changes the others.
     public func initialize(_ scheme: Initialization, seed: UInt64, modelID: UInt64 = 0) throws {
@@ -92,12 +112,12 @@ extension Model {
                 throw ToyMoEError(context, "gain", "expected a finite non-negative number, got \(gain)")
             }
             let sigma = Initialization.xavierSigma(shape: shape, gain: gain)
-            for i in 0..<count { base[i] = Float(sigma * rng.nextGaussian()) }
+            try Self.drawGaussian(base, count, sigma, &rng, tensor, what: "{xavier = \(gain)} (σ = \(sigma))")
         case .normal(let std):
             guard std.isFinite, std >= 0 else {
                 throw ToyMoEError(context, "std", "expected a finite non-negative number, got \(std)")
             }
-            for i in 0..<count { base[i] = Float(std * rng.nextGaussian()) }
+            try Self.drawGaussian(base, count, std, &rng, tensor, what: "{normal = \(std)}")
         case .zero:
             for i in 0..<count { base[i] = 0 }
         case .values(let v):

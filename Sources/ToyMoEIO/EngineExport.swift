@@ -86,9 +86,9 @@ extension TrainingConfig {
 extension TrainingResult {
     public func toJSON() -> JSONValue {
         var o = JSONObject()
-        o["final_loss"] = .number(finalLoss)
-        o["final_reconstruction_loss"] = .number(finalReconstructionLoss)
-        o["final_load_balancing_loss"] = .number(finalLoadBalancingLoss)
+        o["final_loss"] = .finite(finalLoss)
+        o["final_reconstruction_loss"] = .finite(finalReconstructionLoss)
+        o["final_load_balancing_loss"] = .finite(finalLoadBalancingLoss)
         o["steps_run"] = .int(stepsRun)
         o["stopped_early"] = .bool(stoppedEarly)
         // Files are 0-based like numpy (the Lua API is 1-based): the key says so, so nobody has to guess.
@@ -115,11 +115,17 @@ extension TrainingResult {
 }
 
 extension JSONValue {
-    /// A number, or null when it is not finite (JSON has no NaN/Inf).
-    public static func finite(_ v: Double) -> JSONValue { v.isFinite ? .number(v) : .null }
+    /// JSON has no NaN or Infinity. Every JSON file toymoe writes stores them as `{"non_finite": "nan"}`,
+    /// `{"non_finite": "inf"}` or `{"non_finite": "-inf"}` (never null, which would lose which one it was); the
+    /// tool's readers (`load_json`, the Python loader) turn them back into numbers.
+    public static func nonFinite(_ v: Double) -> JSONValue {
+        .object(["non_finite": .string(v.isNaN ? "nan" : v > 0 ? "inf" : "-inf")])
+    }
+    /// A number, or its `nonFinite` encoding when it is NaN or ±Inf.
+    public static func finite(_ v: Double) -> JSONValue { v.isFinite ? .number(v) : nonFinite(v) }
     public static func numbers(_ v: [Double]) -> JSONValue { .array(v.map { finite($0) }) }
     /// A Float32 as the shortest decimal that reads back to it (0.1 rather than 0.10000000149011612).
-    public static func float(_ v: Float) -> JSONValue { v.isFinite ? .number(Double(v.description) ?? Double(v)) : .null }
+    public static func float(_ v: Float) -> JSONValue { v.isFinite ? .number(Double(v.description) ?? Double(v)) : nonFinite(Double(v)) }
     public static func floats(_ v: [Float]) -> JSONValue { .array(v.map { float($0) }) }
 }
 

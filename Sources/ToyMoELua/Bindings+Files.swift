@@ -7,6 +7,37 @@ extension Bindings {
 
     // MARK: Files (always inside the output directory, written atomically)
 
+    /// The numbers of `v` (a number or nested lists, already checked rectangular by `Tensor.infer`) as exact
+    /// integers, in row-major order: a Lua integer as it is, a float only when it is a whole number inside the
+    /// type's range (booleans 0/1). Anything else is an error naming the value, the type's range and its Lua
+    /// (1-based) index, e.g. `array[2][3]`.
+    static func integers(_ v: LuaValue, _ path: String, int32: Bool) throws(LuaCallError) -> [Int64] {
+        let type = int32 ? "int32" : "int64"
+        let range = int32 ? "-2147483648...2147483647" : "-9223372036854775808...9223372036854775807"
+        func fits(_ i: Int64) -> Bool { !int32 || Int32(exactly: i) != nil }
+        switch v {
+        case .integer(let i):
+            guard fits(i) else { throw LuaCallError("\(path) = \(i) does not fit in \(type) (\(range))") }
+            return [i]
+        case .number(let d):
+            guard d.isFinite, d.rounded() == d else {
+                throw LuaCallError("\(path) = \(LuaValue.format(d)) is not a whole number; \(type) needs integer values")
+            }
+            // Int64(exactly:) is nil for 2^63 and beyond (the largest double below is 2^63 - 1024).
+            guard let i = Int64(exactly: d), fits(i) else {
+                throw LuaCallError("\(path) = \(LuaValue.format(d)) does not fit in \(type) (\(range))")
+            }
+            return [i]
+        case .boolean(let b): return [b ? 1 : 0]
+        case .table(let t):
+            var out: [Int64] = []
+            for (i, x) in t.array.enumerated() { out += try integers(x, "\(path)[\(i + 1)]", int32: int32) }
+            return out
+        default:
+            throw LuaCallError("\(path): expected numbers, got \(describe(v))")
+        }
+    }
+
     static func installFiles(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
         func array(_ v: LuaValue, _ name: String, dtype: String) throws(LuaCallError) -> NpyArray {
             let (shape, values) = try Tensor.infer(v, name: name)
@@ -14,15 +45,12 @@ extension Bindings {
                 switch dtype {
                 case "float32": return try NpyArray(float32: try Bindings.float32(values, name), shape: shape)
                 case "int64", "int32":
-                    guard values.allSatisfy({ $0.rounded() == $0 && abs($0) < 9.2e18 }) else {
-                        throw LuaCallError("\(name): \(dtype) needs integer values")
-                    }
-                    if dtype == "int32", let v = values.first(where: { $0 < -2_147_483_648 || $0 > 2_147_483_647 }) {
-                        throw LuaCallError("\(name): \(describe(.number(v))) does not fit in int32 (-2147483648...2147483647)")
-                    }
+                    // From the Lua values themselves, not from `values` (doubles): a Lua integer above 2^53 has no
+                    // exact double, so converting through one would silently change it.
+                    let ints = try Bindings.integers(v, name, int32: dtype == "int32")
                     return dtype == "int64"
-                        ? try NpyArray(int64: values.map { Int64($0) }, shape: shape)
-                        : try NpyArray(int32: values.map { Int32(clamping: Int64($0)) }, shape: shape)
+                        ? try NpyArray(int64: ints, shape: shape)
+                        : try NpyArray(int32: ints.map { Int32(truncatingIfNeeded: $0) }, shape: shape)  // range checked
                 default: return try NpyArray(float64: values, shape: shape)
                 }
             } catch let e as LuaCallError { throw e } catch { throw LuaCallError("\(name): \(error)") }
@@ -113,8 +141,14 @@ extension Bindings {
                 do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.savedJSON(value)) } catch {
                     throw args.argumentError("value", "too large to save: \(error.text)")
                 }
-                let json = try JSONBridge.json(value, "value")
-                try write(url) { try json.write(to: url) }
+                // NaN and ±Inf are written as {"non_finite": "nan"|"inf"|"-inf"} (the encoding of every JSON file
+                // the tool writes; load_json turns them back into numbers), never as null.
+                let json = try ScriptRunner.resultJSON(value, "value")
+                if let p = SweepSummary.taggedPath(json, "value") {
+                    throw args.argumentError("value", "\(p) is a table {\(SweepSummary.nonFiniteTag) = ...}, the shape reserved for writing NaN and ±Inf (it would read back as a number); rename its key")
+                }
+                let encoded = SweepSummary.encodeNonFinite(json)
+                try write(url) { try encoded.write(to: url) }
                 return []
             },
             "load_json": { args in
@@ -123,7 +157,7 @@ extension Bindings {
                 do throws(LuaCallError) { try rt.ensureHostCapacity(HostCost.loadedJSON(json)) } catch {
                     throw LuaCallError("'\(url.lastPathComponent)' is too large to load: \(error.text)")
                 }
-                return [JSONBridge.lua(json)]
+                return [JSONBridge.lua(SweepSummary.decodeNonFinite(json))]
             },
         ])
     }

@@ -116,11 +116,49 @@ final class ScriptContext {
         // directory, so a cell directory that is itself a link leading out is refused too.
         let out = outputDirectory.standardizedFileURL.path
         let root = fileRoot.standardizedFileURL.path
+        let url: URL
         if root == out || root.hasPrefix(out + "/") {
             let within = root.dropFirst(out.count).split(separator: "/").map(String.init)
-            return try Self.confine(within + parts, under: outputDirectory, shown: "", name: name, root: "the output directory (\(out))")
+            url = try Self.confine(within + parts, under: outputDirectory, shown: "", name: name, root: "the output directory (\(out))")
+        } else {
+            url = try Self.confine(parts, under: fileRoot, shown: "", name: name, root: "\(root)")
         }
-        return try Self.confine(parts, under: fileRoot, shown: "", name: name, root: "\(root)")
+        if access == .write { try refuseReserved(url, name) }
+        return url
+    }
+
+    /// Files the tool itself writes at the root of the output directory: a script writing one of them would
+    /// replace the run's own record (result.json, provenance.json, ...) or its lock, after which a second run
+    /// into the same directory would be accepted. None of the bundled scripts writes these names.
+    public static let reservedOutputNames: Set<String> = [
+        OutputLock.fileName, "sweep.json", "config.json", "provenance.json", "result.json", "summary.csv",
+        "results.npz", "timings.csv", "script.lua",
+    ]
+
+    /// Refuses a write (already resolved to its real path by `confine`, so a link or `./` cannot disguise it) to
+    /// one of `reservedOutputNames` at the output root, or under `cells/` outside the current cell's own
+    /// directory (the cell files and the other cells' files are the sweep's record).
+    private func refuseReserved(_ url: URL, _ name: String) throws(LuaCallError) {
+        guard let realOut = Self.realPath(outputDirectory.path) else { return }  // confine has resolved it already
+        let path = url.path
+        guard path.hasPrefix(realOut == "/" ? "/" : realOut + "/") else { return }
+        let rel = path.dropFirst(realOut == "/" ? 1 : realOut.count + 1).split(separator: "/").map(String.init).filter { $0 != "." }
+        if rel.count == 1, Self.reservedOutputNames.contains(rel[0]) {
+            throw LuaCallError(
+                "file '\(name)': '\(rel[0])' at the root of the output directory is written by toymoe itself (reserved: \(Self.reservedOutputNames.sorted().joined(separator: ", ")) and cells/); choose another name")
+        }
+        if rel.first == "cells" {
+            // The current file root below the output directory, spelled from the real output path (a cell's
+            // directory may not exist yet, so it cannot be resolved itself).
+            let out = outputDirectory.standardizedFileURL.path, root = fileRoot.standardizedFileURL.path
+            let within = root.hasPrefix(out + "/") ? String(root.dropFirst(out.count + 1)) : ""
+            let ownRoot = realOut + "/" + within
+            let inOwnCell = ownRoot.hasPrefix(realOut + "/cells/") && path.hasPrefix(ownRoot + "/")
+            if !inOwnCell {
+                throw LuaCallError(
+                    "file '\(name)': cells/ in the output directory holds the sweep's cell files, written by toymoe itself (a cell's run writes its own files with plain names, into cells/<id>/r<replicate>/); choose another name")
+            }
+        }
     }
 
     /// Walks `components` from the real path of `base`, following a symbolic link only when its real path stays
@@ -511,8 +549,14 @@ enum Bindings {
                         if shape.count > 2 { callArgs.append(.integer(Int64(j))) }
                         let out: [LuaValue]
                         do throws(LuaError) { out = try rt.call(f, callArgs) } catch { throw LuaCallError.located(error.message) }
+                        let at = shape.count > 2 ? "(\(e), \(i), \(j))" : "(\(e), \(i))"  // Lua (1-based) indices
                         guard let v = out.first?.doubleValue, v.isFinite else {
-                            throw LuaCallError("\(key): the init function must return a finite number, got \(describe(out.first ?? .nil)) at \(shape.count > 2 ? "(\(e), \(i), \(j))" : "(\(e), \(i))")")
+                            throw LuaCallError("\(key): the init function must return a finite number, got \(describe(out.first ?? .nil)) at \(at)")
+                        }
+                        // Checked here, on the returned double: Float(1e39) is inf, which the model would report
+                        // only by a 0-based flat index.
+                        guard abs(v) <= float32Max else {
+                            throw LuaCallError("\(key): the init function returned \(describe(out.first!)) at \(at), outside float32 (finite values lie within ±3.4028235e38)")
                         }
                         values.append(Float(v))
                     }

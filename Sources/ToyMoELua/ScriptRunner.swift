@@ -280,12 +280,8 @@ public enum ScriptRunner {
                 try rt.shareBudget(with: p)
             }
             let values = try rt.run(string: source, chunkName: chunk)
-            if let first = values.first, case .table = first {
-                result = try JSONBridge.json(first, "the script's return value")
-            } else {
-                result = nil
-            }
-            if let result { try result.write(to: o.out.appendingPathComponent("result.json"), options: JSONWriteOptions(nonFinite: .null)) }
+            result = try Self.topLevelResult(values.first, "the script's return value")
+            if let result { try Self.writeResult(result, o.out) }
             try writeConfig(o, ctx, source)
             // Phase 2: the sweep, on fresh states (one per worker thread).
             var complete: Bool? = nil
@@ -319,9 +315,8 @@ public enum ScriptRunner {
                     let out = try callFinish(rt, finish, rows, keepsAll: declared.spec.selection == .all)
                     finishRan = true
                     finish.release()
-                    if let first = out.first, case .table = first {
-                        let json = try JSONBridge.json(first, "finish's return value")
-                        try json.write(to: o.out.appendingPathComponent("result.json"), options: JSONWriteOptions(nonFinite: .null))
+                    if let json = try Self.topLevelResult(out.first, "finish's return value") {
+                        try Self.writeResult(json, o.out)
                         finalResult = json
                     }
                 }
@@ -443,6 +438,49 @@ extension ScriptRunner {
         end
         """
 
+    /// What the top level (or `finish`) returned, as result.json's value: nil when it returned nothing (no
+    /// result.json); a table, number, string or boolean as it is (JSON allows a bare value); anything else (a
+    /// function, a model or another handle) is an error naming it, rather than a run that silently saved nothing.
+    static func topLevelResult(_ value: LuaValue?, _ what: String) throws -> JSONValue? {
+        guard let value else { return nil }
+        switch value {
+        case .nil: return nil
+        case .userdata, .function:
+            throw ScriptRunError(
+                "\(what) is \(describe(value)), which cannot be saved as result.json: return a table of numbers, strings and booleans (or nothing)")
+        default:
+            do { return try resultJSON(value, what) } catch { throw ScriptRunError(error.description) }
+        }
+    }
+
+    /// Writes result.json, NaN and ±Inf as `{"non_finite": ...}` like every JSON file of the tool.
+    static func writeResult(_ result: JSONValue, _ out: URL) throws {
+        try SweepSummary.encodeNonFinite(result).write(to: out.appendingPathComponent("result.json"))
+    }
+
+    /// A result value as JSON, keeping NaN and ±Inf as numbers (the host stores them tagged; `JSONBridge` would
+    /// make them null) and naming the offending path in errors (`run's result key 'f'[2]`).
+    static func resultJSON(_ v: LuaValue, _ path: String, depth: Int = 0) throws(LuaCallError) -> JSONValue {
+        if depth > 64 { throw LuaCallError("\(path): nesting deeper than 64 levels") }
+        switch v {
+        case .number(let d) where !d.isFinite: return .number(d)
+        case .table(let t):
+            if t.hash.isEmpty && !t.array.isEmpty {
+                var items: [JSONValue] = []
+                for (i, x) in t.array.enumerated() { items.append(try resultJSON(x, "\(path)[\(i + 1)]", depth: depth + 1)) }
+                return .array(items)
+            }
+            if t.isEmpty { return .array([]) }
+            var o = JSONObject()
+            for (k, x) in t.sortedEntries { o[k.description] = try resultJSON(x, "\(path).\(k.description)", depth: depth + 1) }
+            return .object(o)
+        case .userdata, .function:
+            throw LuaCallError("\(path): cannot store \(describe(v)) (a result holds only numbers, booleans, strings and tables of them)")
+        default:
+            return try JSONBridge.json(v, path, depth: depth)
+        }
+    }
+
     /// The finished sweep as a Lua list, one row per cell in cell order:
     /// `{id, index, cell = {params}, result = {kept replicate} (nil with select = "all"), replicates = {{...}, ...},
     /// failures = {{replicate, step, reason}, ...}, dirs = {per replicate}, dir = kept replicate's (nil with "all")}`.
@@ -506,28 +544,6 @@ final class LuaSweepWorker: SweepWorker {
         runtime.close()  // the bindings capture the runtime: without this its state would outlive the worker
     }
 
-    /// A result value as JSON, keeping NaN and ±Inf as numbers (the host stores them tagged; `JSONBridge` would
-    /// make them null) and naming the offending path in errors (`run's result key 'f'[2]`).
-    static func resultJSON(_ v: LuaValue, _ path: String, depth: Int = 0) throws(LuaCallError) -> JSONValue {
-        if depth > 64 { throw LuaCallError("\(path): nesting deeper than 64 levels") }
-        switch v {
-        case .number(let d) where !d.isFinite: return .number(d)
-        case .table(let t):
-            if t.hash.isEmpty && !t.array.isEmpty {
-                var items: [JSONValue] = []
-                for (i, x) in t.array.enumerated() { items.append(try resultJSON(x, "\(path)[\(i + 1)]", depth: depth + 1)) }
-                return .array(items)
-            }
-            if t.isEmpty { return .array([]) }
-            var o = JSONObject()
-            for (k, x) in t.sortedEntries { o[k.description] = try resultJSON(x, "\(path).\(k.description)", depth: depth + 1) }
-            return .object(o)
-        case .userdata, .function:
-            throw LuaCallError("\(path): cannot store \(describe(v)) (a result holds only numbers, booleans, strings and tables of them)")
-        default:
-            return try JSONBridge.json(v, path, depth: depth)
-        }
-    }
 
     func run(params: JSONObject, context cell: CellContext) throws -> JSONObject {
         context.parameterReads?.noteCellRun()
@@ -548,10 +564,10 @@ final class LuaSweepWorker: SweepWorker {
         } catch {
             // An error after a diverged training (e.g. a metric of a NaN model) is part of that failure.
             if let d = context.divergence { throw SweepCellFailure(step: d.step - 1, reason: d.reason) }
-            throw ScriptRunError("sweep cell \(cell.cellID) (replicate \(cell.replicate + 1)): \(error.description)")
+            throw ScriptRunError("sweep cell \(cell.cellID) replicate \(cell.replicate): \(error.description)")
         }
         let results: JSONObject
-        let whereText = "sweep cell \(cell.cellID) (replicate \(cell.replicate + 1))"
+        let whereText = "sweep cell \(cell.cellID) replicate \(cell.replicate)"  // 0-based, like every file and message outside Lua
         switch out.first {
         case .table(let t)? where t.isEmpty:
             results = JSONObject()
@@ -563,7 +579,7 @@ final class LuaSweepWorker: SweepWorker {
             do {
                 for (k, v) in t.sortedEntries {
                     let key = k.description
-                    o[key] = try Self.resultJSON(v, "run's result key '\(key)'")
+                    o[key] = try ScriptRunner.resultJSON(v, "run's result key '\(key)'")
                 }
             } catch {
                 throw ScriptRunError("\(whereText): \(error.description)")

@@ -570,44 +570,56 @@ public enum SweepSummary {
     static func reservedKeyProblem(_ result: JSONObject) -> String? {
         let reservedList = "reserved: \(reservedKeys.joined(separator: ", ")) and names starting with \(reservedPrefixes.joined(separator: " or "))"
         for key in result.keys {
+            // results.npz names an array by its key, so a key that is not a valid NPZ name would fail only when
+            // the summary is written, after every cell ran: refuse it here, at the first cell that returns it.
+            if key.isEmpty || key.contains("\0") || key.utf8.count > 65531 {
+                let shown = key.count > 40 ? String(String(reflecting: key).prefix(40)) + "...\" (\(key.utf8.count) bytes)" : String(reflecting: key)
+                return "run returned the result key \(shown), which cannot name an array in results.npz (a key must be non-empty, contain no NUL and be at most 65531 UTF-8 bytes); rename it"
+            }
             if reservedKeys.contains(key) || reservedPrefixes.contains(where: { key.hasPrefix($0) }) {
                 return "run returned the result key '\(key)', which is reserved for the sweep's own columns (\(reservedList)); rename it"
             }
         }
-        func tagged(_ v: JSONValue, _ path: String) -> String? {
-            switch v {
-            case .object(let o):
-                if o.count == 1, o[nonFiniteTag] != nil {
-                    return "run returned \(path) = {\(nonFiniteTag) = ...}, a table shape reserved for storing NaN and ±Inf; rename its key"
-                }
-                for (k, x) in o.entries { if let p = tagged(x, "\(path).\(k)") { return p } }
-            case .array(let a):
-                for (i, x) in a.enumerated() { if let p = tagged(x, "\(path)[\(i + 1)]") { return p } }
-            default: break
+        for (k, v) in result.entries {
+            if let p = taggedPath(v, k) {
+                return "run returned \(p) = {\(nonFiniteTag) = ...}, a table shape reserved for storing NaN and ±Inf; rename its key"
             }
-            return nil
         }
-        for (k, v) in result.entries { if let p = tagged(v, k) { return p } }
+        return nil
+    }
+
+    /// The path (Lua-style, 1-based list indices) of the first table in `v` that has the shape reserved for a
+    /// non-finite number (`{non_finite = ...}` and no other key), or nil. Such a table would read back as a number.
+    static func taggedPath(_ v: JSONValue, _ path: String) -> String? {
+        switch v {
+        case .object(let o):
+            if o.count == 1, o[nonFiniteTag] != nil { return path }
+            for (k, x) in o.entries { if let p = taggedPath(x, "\(path).\(k)") { return p } }
+        case .array(let a):
+            for (i, x) in a.enumerated() { if let p = taggedPath(x, "\(path)[\(i + 1)]") { return p } }
+        default: break
+        }
         return nil
     }
 
     /// Replaces NaN and ±Inf (anywhere in the value) by their tagged form, for writing a cell file.
     static func encodeNonFinite(_ o: JSONObject) -> JSONObject {
-        func enc(_ v: JSONValue) -> JSONValue {
-            switch v {
-            case .number(let d) where !d.isFinite:
-                return .object([nonFiniteTag: .string(d.isNaN ? "nan" : d > 0 ? "inf" : "-inf")])
-            case .array(let a): return .array(a.map(enc))
-            case .object(let o):
-                var out = JSONObject()
-                for (k, x) in o.entries { out[k] = enc(x) }
-                return .object(out)
-            default: return v
-            }
-        }
         var out = JSONObject()
-        for (k, v) in o.entries { out[k] = enc(v) }
+        for (k, v) in o.entries { out[k] = encodeNonFinite(v) }
         return out
+    }
+
+    /// Replaces NaN and ±Inf anywhere in `v` by `{"non_finite": "nan"|"inf"|"-inf"}`: the one encoding of
+    /// non-finite numbers in every JSON file the tool writes (cell files, result.json, save_json, metrics.json),
+    /// since JSON has no NaN or Infinity and null would lose which one it was. `decodeNonFinite` reverses it.
+    public static func encodeNonFinite(_ v: JSONValue) -> JSONValue {
+        switch v {
+        case .number(let d) where !d.isFinite:
+            return .object([nonFiniteTag: .string(d.isNaN ? "nan" : d > 0 ? "inf" : "-inf")])
+        case .array(let a): return .array(a.map { encodeNonFinite($0) })
+        case .object(let o): return .object(encodeNonFinite(o))
+        default: return v
+        }
     }
 
     /// The number a tagged non-finite value stands for, or nil.
@@ -696,8 +708,21 @@ public enum SweepSummary {
         var warnings: [String] = []
         var arrays: [(String, NpyArray)] = []
         arrays.append(("replicate", try NpyArray(int64: rows.map { Int64($0.replicate) })))
+        // An integer that float64 cannot hold exactly, in a column that is float64 because other values are not
+        // integers: refused, naming the row's cell and replicate, rather than stored rounded.
+        func stacked(_ values: [JSONValue?], _ what: String) throws -> Stacked {
+            do {
+                return try stack(values)
+            } catch let e as InexactInteger {
+                let row = rows[e.row]
+                throw SweepError(
+                    "\(what) of cell \(row.id) replicate \(row.replicate) is the integer \(e.value), which results.npz cannot "
+                        + "store exactly: the column is float64 because other values of it are not integers, and float64 holds "
+                        + "integers exactly only up to 2^53 (9007199254740992); return integers only for this key, or a float")
+            }
+        }
         for key in paramKeys {
-            switch try stack(rows.map { $0.params[key] }) {
+            switch try stacked(rows.map { $0.params[key] }, "parameter '\(key)'") {
             case .array(let a): arrays.append(("param_" + key, a))
             case .omitted(let why): warnings.append("parameter '\(key)' is not in results.npz: \(why)")
             case .strings: break
@@ -706,7 +731,7 @@ public enum SweepSummary {
         var resultArrayKeys = resultKeys
         for row in rows { for k in row.result.keys where !resultArrayKeys.contains(k) { resultArrayKeys.append(k) } }
         for key in resultArrayKeys where key != "seed" {
-            switch try stack(rows.map { $0.result[key] }) {
+            switch try stacked(rows.map { $0.result[key] }, "result '\(key)'") {
             case .array(let a): arrays.append((key, a))
             case .omitted(let why): warnings.append("result '\(key)' is not in results.npz: \(why) (it stays in cells/*.json)")
             case .strings: break
@@ -734,18 +759,26 @@ public enum SweepSummary {
         }
     }
 
+    /// One number of a result as the cell file holds it: an integer stays an integer (exact), so that a key whose
+    /// values are all integers can be stored as int64 without passing through a Double (which is exact only up to
+    /// 2^53 and cannot hold Int64.max at all).
+    enum Number {
+        case int(Int)
+        case double(Double)
+    }
+
     /// Flattens a numeric JSON value: (shape, values) or nil when not a rectangular numeric array/scalar.
-    static func numeric(_ v: JSONValue?) -> ([Int], [Double])? {
+    static func numeric(_ v: JSONValue?) -> ([Int], [Number])? {
         guard let v else { return nil }
-        if let d = nonFinite(v) { return ([], [d]) }
+        if let d = nonFinite(v) { return ([], [.double(d)]) }
         switch v {
-        case .int(let i): return ([], [Double(i)])
-        case .number(let d): return ([], [d])
-        case .bool(let b): return ([], [b ? 1 : 0])
-        case .null: return ([], [.nan])
+        case .int(let i): return ([], [.int(i)])
+        case .number(let d): return ([], [.double(d)])
+        case .bool(let b): return ([], [.double(b ? 1 : 0)])
+        case .null: return ([], [.double(.nan)])
         case .array(let items):
             var shape: [Int]? = nil
-            var flat: [Double] = []
+            var flat: [Number] = []
             for item in items {
                 guard let (s, vals) = numeric(item) else { return nil }
                 if let shape, shape != s { return nil }
@@ -764,19 +797,26 @@ public enum SweepSummary {
         case omitted(String)
     }
 
+    /// An integer of a float64 column that a Double cannot hold exactly (|value| above 2^53 and not a multiple of
+    /// the spacing there): storing it would silently change it, so the summary refuses.
+    struct InexactInteger: Error {
+        var row: Int
+        var value: Int
+    }
+
     /// Stacks one key over the rows. Absent values (nil) become NaN of the common shape.
+    /// Dtype: int64 when every row holds the key and every value in it is an integer (exact, any Int64);
+    /// otherwise float64, and an integer there that float64 cannot represent exactly throws `InexactInteger`.
     static func stack(_ values: [JSONValue?]) throws -> Stacked {
         let present = values.compactMap { $0 }
         if !present.isEmpty && present.allSatisfy({ if case .string = $0 { return true } else { return false } }) {
             return .strings
         }
         var shape: [Int]? = nil
-        var parts: [[Double]?] = []
-        var allInts = true
+        var parts: [[Number]?] = []
         for (row, v) in values.enumerated() {
             guard let v else {
                 parts.append(nil)
-                allInts = false
                 continue
             }
             guard let (s, vals) = numeric(v) else {
@@ -793,13 +833,34 @@ public enum SweepSummary {
             }
             shape = s
             parts.append(vals)
-            if case .int = v { } else { allInts = false }
         }
         let shape_ = shape ?? []
-        let size = shape_.reduce(1, *)
-        let flat = parts.flatMap { $0 ?? [Double](repeating: .nan, count: size) }
         let full = [values.count] + shape_
-        if allInts { return .array(try NpyArray(int64: flat.map { Int64($0) }, shape: full)) }
+        let allInts = parts.allSatisfy { part in
+            guard let part else { return false }
+            return part.allSatisfy { if case .int = $0 { return true } else { return false } }
+        }
+        if allInts {
+            let ints = parts.flatMap { part in part!.map { n -> Int64 in if case .int(let i) = n { return Int64(i) } else { return 0 } } }
+            return .array(try NpyArray(int64: ints, shape: full))
+        }
+        let size = shape_.reduce(1, *)
+        var flat: [Double] = []
+        flat.reserveCapacity(values.count * size)
+        for (row, part) in parts.enumerated() {
+            guard let part else {
+                flat += [Double](repeating: .nan, count: size)
+                continue
+            }
+            for n in part {
+                switch n {
+                case .double(let d): flat.append(d)
+                case .int(let i):
+                    guard let d = Double(exactly: i) else { throw InexactInteger(row: row, value: i) }
+                    flat.append(d)
+                }
+            }
+        }
         return .array(try NpyArray(float64: flat, shape: full))
     }
 
@@ -827,10 +888,10 @@ public enum SweepSummary {
     /// `toymoe merge`: copies the finished cells of `sources` (each cell file with its directory of saved files)
     /// into `destination` (which must hold, or receives, the same sweep.json: same declaration and fingerprint),
     /// then writes the summary if the union is complete. Holds the destination's lock meanwhile.
-    /// Returns (cells merged, missing, warnings about results.npz).
+    /// Returns (cells merged, missing, warnings about results.npz, cell files skipped with the reason each).
     public static func merge(
         destination: URL, sources: [URL], allowMismatch: Bool = false, commandLine: [String] = []
-    ) throws -> (merged: Int, missing: [String], warnings: [String]) {
+    ) throws -> (merged: Int, missing: [String], warnings: [String], skipped: [String]) {
         let fm = FileManager.default
         let dest = SweepLayout(root: destination)
         try AtomicFile.createDirectory(at: destination)
@@ -840,6 +901,7 @@ public enum SweepSummary {
         var specJSON: JSONValue? = try? JSONValue(contentsOf: dest.specFile)
         var specOrigin = destination.path
         var merged = 0
+        var skipped: [String] = []
         for src in sources {
             let s = SweepLayout(root: src)
             guard let other = try? JSONValue(contentsOf: s.specFile) else {
@@ -869,11 +931,23 @@ public enum SweepSummary {
                 let id = String(name.dropLast(5))
                 let from = s.cellsDirectory.appendingPathComponent(name)
                 let to = dest.cellsDirectory.appendingPathComponent(name)
-                // Unreadable, or not a cell of this sweep with this seed: not a finished cell of this run.
-                guard let cell = try? JSONValue(contentsOf: from), let index = cell["index"]?.intValue,
-                    spec.cells.indices.contains(index), spec.cellID(index) == id,
-                    cell["params"] == .object(spec.cells[index]), cell["run_seed"] == sourceSeed
-                else { continue }
+                // Unreadable, or not a cell of this sweep with this seed: not a finished cell of this run. Skipped,
+                // and said so with the reason: a cell that silently stays missing reads as a merge that lost work.
+                func skip(_ why: String) { skipped.append("\(from.path): \(why); not merged") }
+                guard let cell = try? JSONValue(contentsOf: from) else { skip("unreadable or not JSON"); continue }
+                guard let index = cell["index"]?.intValue, spec.cells.indices.contains(index), spec.cellID(index) == id else {
+                    skip("its index does not name cell \(id) of this sweep (\(spec.cells.count) cells)")
+                    continue
+                }
+                guard cell["params"] == .object(spec.cells[index]) else {
+                    skip("its parameters differ from cell \(id)'s in sweep.json (another grid)")
+                    continue
+                }
+                guard cell["run_seed"] == sourceSeed else {
+                    func text(_ v: JSONValue?) -> String { v.map { (try? $0.serialized(options: JSONWriteOptions(pretty: false))) ?? "?" } ?? "none" }
+                    skip("it was computed with run seed \(text(cell["run_seed"])), but sweep.json records seed \(text(sourceSeed))")
+                    continue
+                }
                 if fm.fileExists(atPath: to.path) { continue }
                 // The cell's files first, the cell file last: a merge killed halfway leaves the cell unfinished
                 // (and its partial directory is removed before the cell is run or merged again).
@@ -890,7 +964,7 @@ public enum SweepSummary {
         let missing = spec.cells.indices.map { spec.cellID($0) }.filter { !fm.fileExists(atPath: dest.cellFile($0).path) }
         var warnings: [String] = []
         if missing.isEmpty { warnings = try write(spec: spec, layout: dest) }
-        return (merged, missing, warnings)
+        return (merged, missing, warnings, skipped)
     }
 
     /// Copies a directory tree, each file atomically (temporary leftovers of the source are skipped).

@@ -126,6 +126,17 @@ struct RunCommand: ParsableCommand {
             }
             return (i, n)
         }
+        // One variable without the other cannot say which shard this is: running every cell would duplicate the
+        // whole sweep in every array task, so refuse instead.
+        switch (env["SLURM_ARRAY_TASK_ID"], env["SLURM_ARRAY_TASK_COUNT"]) {
+        case (let id?, nil):
+            throw ValidationError(
+                "SLURM_ARRAY_TASK_ID is set (\(id)) but SLURM_ARRAY_TASK_COUNT is not: both are needed to pick this task's shard of the sweep; set SLURM_ARRAY_TASK_COUNT, or pass --shard I/N")
+        case (nil, let count?):
+            throw ValidationError(
+                "SLURM_ARRAY_TASK_COUNT is set (\(count)) but SLURM_ARRAY_TASK_ID is not: both are needed to pick this task's shard of the sweep; set SLURM_ARRAY_TASK_ID, or pass --shard I/N")
+        default: break
+        }
         if let id = env["SLURM_ARRAY_TASK_ID"], let count = env["SLURM_ARRAY_TASK_COUNT"] {
             guard let i = Int(id) else {
                 throw ValidationError("SLURM_ARRAY_TASK_ID: expected an integer, got '\(id)'")
@@ -214,11 +225,14 @@ struct MergeCommand: ParsableCommand {
     var allowMismatch = false
 
     func run() throws {
+        // Same handler as `toymoe run`: merge writes each cell's files and then its cell file atomically, so an
+        // interrupted merge leaves whole cells or unfinished ones, and running it again continues.
+        Interruption.install(out: destination, advice: "run the same toymoe merge again to continue")
         do {
             let result = try SweepSummary.merge(
                 destination: URL(fileURLWithPath: destination), sources: sources.map { URL(fileURLWithPath: $0) },
                 allowMismatch: allowMismatch, commandLine: CommandLine.arguments)
-            for w in result.warnings { FileHandle.standardError.write(Data("toymoe merge: warning: \(w)\n".utf8)) }
+            for w in result.skipped + result.warnings { FileHandle.standardError.write(Data("toymoe merge: warning: \(w)\n".utf8)) }
             if result.missing.isEmpty {
                 print("merged \(result.merged) cells; the sweep is complete: \(destination)/summary.csv, \(destination)/results.npz")
             } else {

@@ -170,7 +170,27 @@ struct TrainCommand: ParsableCommand {
         if let r = c.lastImportance, n > 0 { importance[n - 1] = Float(r) }
         let data = DataDistribution.uniform(featureCount: n, probability: p, importance: importance)
         let initialization = Initialization(bFinal: c.bias == .zero ? .zero : .xavier(), gate: c.gate.scheme)
+        // Checked before training, like `toymoe run --out`: an empty path would write into the current directory,
+        // and a path that is a file (or cannot be created) would fail only after the whole training.
+        if let out, out.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--out: expected a directory, got an empty path (it would write into the current directory; write --out . to mean that)")
+        }
         let outDir = URL(fileURLWithPath: out ?? "results/\(preset ?? "train")")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: outDir.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw ValidationError("--out '\(outDir.path)': expected a directory, but it is a file; nothing was trained")
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+            } catch {
+                throw ValidationError("--out '\(outDir.path)': cannot create the directory (\((error as NSError).localizedDescription)); nothing was trained")
+            }
+        }
+        guard FileManager.default.isWritableFile(atPath: outDir.path) else {
+            throw ValidationError("--out '\(outDir.path)': the directory is not writable; nothing was trained")
+        }
 
         let net: Model
         let trainer: Trainer

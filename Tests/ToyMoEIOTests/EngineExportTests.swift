@@ -79,6 +79,10 @@ import ToyMoEIO
         let geometry = Metrics.geometryJSON(model)
         #expect(geometry.arrayValue?.count == 3)
         #expect(geometry[0]?["feature_norms"]?.arrayValue?.count == 5)
-        #expect(JSONValue.finite(.infinity).isNull)
+        // NaN/±Inf use the one JSON encoding of non-finite numbers, never null.
+        #expect(JSONValue.finite(.infinity) == .object(["non_finite": "inf"]))
+        #expect(JSONValue.finite(-.infinity) == .object(["non_finite": "-inf"]))
+        #expect(JSONValue.finite(.nan) == .object(["non_finite": "nan"]))
+        #expect(JSONValue.float(.infinity) == .object(["non_finite": "inf"]))
     }
 }

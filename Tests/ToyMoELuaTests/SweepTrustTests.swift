@@ -223,7 +223,7 @@ import ToyMoEIO
             _ = try ScriptTestResult.run(script)
             Issue.record("accepted")
         } catch let e as ScriptRunError {
-            #expect(e.description.contains("sweep cell c0000 (replicate 1): run's result key 'nested'[3]: cannot store a function"), "\(e)")
+            #expect(e.description.contains("sweep cell c0000 replicate 0: run's result key 'nested'[3]: cannot store a function"), "\(e)")
         }
     }
 

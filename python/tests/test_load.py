@@ -135,3 +135,14 @@ def test_files_arrays_and_json(tmp_path):
     assert res.files("*.np?") == ["model.npz", "w.npy"]
     assert res.array("w.npy").shape == (2, 3) and res.array("model.npz")["W"].shape == (1, 4, 2)
     assert res.json("cells/c0000.json") == {"id": "c0000"}
+
+
+def test_json_non_finite_encoding_reads_back_as_floats(tmp_path):
+    # toymoe writes NaN/±Inf as {"non_finite": ...} in result.json, summary.json and save_json files, never null.
+    d = write_out(tmp_path / "nf", sweep=False, extra={
+        "result.json": json.dumps({"a": {"non_finite": "nan"}, "b": [{"non_finite": "inf"}, {"non_finite": "-inf"}, 2],
+                                   "c": {"non_finite": "inf", "other": 1}}),
+    })
+    r = toymoe.load(d)
+    assert np.isnan(r.result["a"]) and r.result["b"] == [float("inf"), float("-inf"), 2]
+    assert r.result["c"] == {"non_finite": "inf", "other": 1}  # not the reserved shape: left as it is

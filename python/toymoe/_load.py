@@ -92,10 +92,20 @@ def read_csv(path: Path) -> dict[str, np.ndarray]:
     return {name: typed_column([row[j] for row in body]) for j, name in enumerate(header)}
 
 
+_NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+
+
+def _decode_non_finite(obj: dict) -> Any:
+    """toymoe writes NaN and ±Inf in JSON as {"non_finite": "nan"|"inf"|"-inf"} (JSON has neither); read back as floats."""
+    if len(obj) == 1 and obj.get("non_finite") in _NON_FINITE:
+        return _NON_FINITE[obj["non_finite"]]
+    return obj
+
+
 def _read_json(path: Path) -> Any:
     with open(path, encoding="utf-8") as f:
         try:
-            return json.load(f)
+            return json.load(f, object_hook=_decode_non_finite)
         except json.JSONDecodeError as e:
             raise ToyMoEError(f"{path}: not valid JSON ({e})") from None
 
