@@ -10,6 +10,12 @@
 // The sampled, router-dependent metrics are in Metrics+Routing.swift; the phase-diagram classifier and colour map
 // are in Metrics+Phase.swift.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Namespace for the analysis metrics of SPEC §6. Caseless: it only groups static functions and result types.
 public enum Metrics {
     /// ε of the interference normalization W_i / (ε + ‖W_i‖) (SPEC §6.2).
@@ -18,11 +24,42 @@ public enum Metrics {
     public static let dimensionalityGuard = 1e-8
 
     /// Optional cancellation of the O(n²·m) metrics (gram, interference, polysemanticity, superposition, feature
-    /// dimensionality, geometry), asked once per feature row; bind it with `Metrics.$shouldStop.withValue`. Once it
+    /// dimensionality, geometry), asked once per feature row; bind it with `Metrics.withStopCheck(_:_:)`. Once it
     /// answers true the remaining rows are skipped, so the result is meaningless: the caller must discard it and
     /// report the cancellation (the Lua bindings do: the script's deadline). It only reads, so a computation it
-    /// never stops is unchanged. Task-local (and so thread-local outside tasks): no cost to other threads.
-    @TaskLocal public static var shouldStop: (@Sendable () -> Bool)?
+    /// never stops is unchanged. Thread-local, so each sweep worker has its own and other threads pay nothing.
+    /// (A `@TaskLocal` did this first: its `withValue` from synchronous code crashed release builds on Linux, in
+    /// `swift_task_localValuePush`, while debug builds ran; a pthread key has no such dependency on the runtime.)
+    public static var shouldStop: (@Sendable () -> Bool)? {
+        guard let p = pthread_getspecific(StopCheck.key) else { return nil }
+        return Unmanaged<StopCheck>.fromOpaque(p).takeUnretainedValue().check
+    }
+
+    /// Runs `body` with `check` as this thread's `shouldStop` (nil: none), restoring the previous one after.
+    public static func withStopCheck<T, E: Error>(
+        _ check: (@Sendable () -> Bool)?, _ body: () throws(E) -> T
+    ) throws(E) -> T {
+        let previous = pthread_getspecific(StopCheck.key)
+        let box = check.map { Unmanaged.passRetained(StopCheck($0)) }
+        pthread_setspecific(StopCheck.key, box.map { UnsafeRawPointer($0.toOpaque()) })
+        defer {
+            pthread_setspecific(StopCheck.key, previous)
+            box?.release()
+        }
+        return try body()
+    }
+}
+
+/// The per-thread slot behind `Metrics.shouldStop`.
+final class StopCheck {
+    let check: @Sendable () -> Bool
+    init(_ check: @escaping @Sendable () -> Bool) { self.check = check }
+    /// Created once (Swift initializes globals and statics exactly once, thread-safely); never deleted.
+    nonisolated(unsafe) static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 }
 
 // MARK: - Small linear-algebra helpers

@@ -259,7 +259,7 @@ extension Bindings {
         // the dispatcher reports the time limit instead of the partial result).
         func underDeadline(_ functions: [String: LuaFunction]) -> [String: LuaFunction] {
             functions.mapValues { body in
-                { args in try Metrics.$shouldStop.withValue(rt.deadlineCheck()) { try body(args) } }
+                { args in try Metrics.withStopCheck(rt.deadlineCheck()) { try body(args) } }
             }
         }
         try rt.register(module: M, functions: underDeadline([

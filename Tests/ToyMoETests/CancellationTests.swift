@@ -57,9 +57,9 @@ import ToyMoE
     func metrics() throws {
         let W = (0..<40).map { i in (0..<5).map { j in sin(Double(i * 5 + j)) } }
         let plain = Metrics.polysemanticity(W)
-        let watched = Metrics.$shouldStop.withValue({ false }) { Metrics.polysemanticity(W) }
+        let watched = Metrics.withStopCheck({ false }) { Metrics.polysemanticity(W) }
         #expect(plain == watched)
-        let stopped = Metrics.$shouldStop.withValue({ true }) { Metrics.gram(W) }
+        let stopped = Metrics.withStopCheck({ true }) { Metrics.gram(W) }
         #expect(stopped.allSatisfy { row in row.allSatisfy { $0 == 0 } })
     }
 }
