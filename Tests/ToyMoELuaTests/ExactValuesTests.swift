@@ -264,7 +264,7 @@ import ToyMoEIO
         let r = try CLITests.toymoe(["run", "s.lua", "--out", "src", "--quiet"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let dest = dir.appendingPathComponent("dest")
-        let child = try SweepInterruptTests.spawn(["merge", dest.path, dir.appendingPathComponent("src").path], in: dir)
+        let child = try ChildProcess.start(["merge", dest.path, dir.appendingPathComponent("src").path], in: dir)
         // Signalled once the merge has started copying (its first cell directory exists).
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, ((try? FileManager.default.contentsOfDirectory(atPath: dest.appendingPathComponent("cells").path)) ?? []).isEmpty {
