@@ -293,6 +293,7 @@ public enum ScriptRunner {
                 if complete == true, let finish = declared.finish {
                     let rows = try sweepRows(declared.spec, SweepLayout(root: o.out))
                     ctx.fileRoot = o.out
+                    try rt.resetValueNames()  // as in each cell: names in finish do not depend on the top level's
                     let out = try rt.call(finish, [rows])
                     finish.release()
                     if let first = out.first, case .table = first {
@@ -336,7 +337,7 @@ public enum ScriptRunner {
     /// script.lua in the output directory has the same hash.
     static func scriptRecord(_ o: ScriptRunOptions, _ source: String) -> JSONValue {
         let path = o.script.standardizedFileURL.resolvingSymlinksInPath().path
-        return ["path": .string(path), "sha256": .string(SHA256.hex(source.utf8)), "bytes": .int(source.utf8.count)]
+        return ["path": .string(path), "sha256": .string(SHA256.hex(Array(source.utf8))), "bytes": .int(source.utf8.count)]
     }
 
     /// config.json: the parameters, the run options and the resolved configuration of every top-level training.
@@ -452,6 +453,10 @@ final class LuaSweepWorker: SweepWorker {
         context.begin(seed: cell.seed)
         context.fileRoot = cell.directory
         runtime.random = RandomStream(seed: cell.seed, path: [LuaRuntime.randomStreamTag])
+        // Value names ("table: #N") count from 1 in each cell, whichever cells this worker ran before.
+        do { try runtime.resetValueNames() } catch {
+            throw ScriptRunError("sweep cell \(cell.cellID) (replicate \(cell.replicate + 1)): \(error.description)")
+        }
         var cellTable = LuaTable()
         for (k, v) in params.entries { cellTable.hash[.string(k)] = JSONBridge.lua(v) }
         let info = LuaTable(hash: [
