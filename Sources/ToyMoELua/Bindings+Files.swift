@@ -150,7 +150,11 @@ extension Bindings {
                 guard let name = opts.value("script").stringValue, name.hasSuffix(".lua"), !name.hasPrefix("/") else {
                     throw opts.fail("script", "a relative path to a .lua file", opts.value("script"))
                 }
-                let here = parent.script.deletingLastPathComponent().standardizedFileURL
+                // The scripts tree is taken from where the calling script really lies (its real path), not from the
+                // path it was named by: through a symbolically linked directory, '..' would otherwise lead beside the
+                // link, outside the tree the script belongs to.
+                let realScript = ScriptContext.realPath(parent.script.path).map { URL(fileURLWithPath: $0) } ?? parent.script
+                let here = realScript.deletingLastPathComponent().standardizedFileURL
                 let allowed = here.deletingLastPathComponent().standardizedFileURL.path + "/"
                 let script = here.appendingPathComponent(name).standardizedFileURL
                 guard script.path.hasPrefix(allowed) else {
@@ -168,6 +172,11 @@ extension Bindings {
                 }
                 guard let outName = opts.value("out").stringValue else { throw opts.fail("out", "a subdirectory name", opts.value("out")) }
                 let out = try ctx.resolve(outName)
+                // The nested run takes its output directory's lock: naming this run's own directory would be refused
+                // as held by "another" process (this one). Say what it is instead.
+                if let realOut = ScriptContext.realPath(out.path), realOut == ScriptContext.realPath(parent.out.path) {
+                    throw LuaCallError("out: '\(outName)' is this run's own output directory; expected a subdirectory name for the nested run (e.g. \"fig1\")")
+                }
                 var params: [(String, String)] = []
                 if let p = try opts.optionalTable("params") {
                     for (k, v) in p.sortedEntries {
