@@ -73,9 +73,13 @@ extension Model {
     }
 
     /// Initializes one tensor with a scheme. Router-only schemes on W or b_final, K-hot with E ∤ n, wrong explicit
-    /// value counts and non-finite σ raise `ToyMoEError`.
+    /// value counts and non-finite σ raise `ToyMoEError`. `shouldStop` (e.g. a script's deadline) is asked every
+    /// `initializationChunk` random draws; when it answers true the tensor is left partly initialized and a
+    /// `ToyMoEError` ("stopped") is thrown, which the caller replaces by its own reason. Chunking does not change
+    /// the values drawn.
     public func initialize(
-        _ tensor: ParameterTensor, _ scheme: TensorInit, seed: UInt64, modelID: UInt64 = 0, zeroFirst: Bool = true
+        _ tensor: ParameterTensor, _ scheme: TensorInit, seed: UInt64, modelID: UInt64 = 0, zeroFirst: Bool = true,
+        shouldStop: (() -> Bool)? = nil
     ) throws {
         let shape = tensor.shape(config)
         let count = shape.reduce(1, *)
@@ -92,12 +96,12 @@ extension Model {
                 throw ToyMoEError(context, "gain", "expected a finite non-negative number, got \(gain)")
             }
             let sigma = Initialization.xavierSigma(shape: shape, gain: gain)
-            for i in 0..<count { base[i] = Float(sigma * rng.nextGaussian()) }
+            try drawGaussian(base, count, sigma, &rng, tensor, shouldStop)
         case .normal(let std):
             guard std.isFinite, std >= 0 else {
                 throw ToyMoEError(context, "std", "expected a finite non-negative number, got \(std)")
             }
-            for i in 0..<count { base[i] = Float(std * rng.nextGaussian()) }
+            try drawGaussian(base, count, std, &rng, tensor, shouldStop)
         case .zero:
             for i in 0..<count { base[i] = 0 }
         case .values(let v):
@@ -118,6 +122,25 @@ extension Model {
             for e in 0..<E {
                 for j in 0..<K { base[e * n + order[e * K + j]] = 1 }
             }
+        }
+    }
+
+    /// Random draws between two `shouldStop` questions: a 16M-parameter tensor asks about 250 times.
+    static let initializationChunk = 1 << 16
+
+    /// base[i] = σ·N(0,1) for i in 0..<count, in order (so the values do not depend on the chunking).
+    private func drawGaussian(
+        _ base: UnsafeMutablePointer<Float>, _ count: Int, _ sigma: Double, _ rng: inout RandomStream,
+        _ tensor: ParameterTensor, _ shouldStop: (() -> Bool)?
+    ) throws {
+        var start = 0
+        while start < count {
+            if let shouldStop, shouldStop() {
+                throw ToyMoEError("initialize", tensor.rawValue, "stopped after \(start) of \(count) values")
+            }
+            let end = Swift.min(count, start + Model.initializationChunk)
+            for i in start..<end { base[i] = Float(sigma * rng.nextGaussian()) }
+            start = end
         }
     }
 }
