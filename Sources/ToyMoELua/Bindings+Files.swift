@@ -314,6 +314,9 @@ enum HostCost {
     static let luaSlot = 24
     /// Per JSON value parsed (enum in a Swift array or ordered object, growth slack included).
     static let jsonValue = 2 * MemoryLayout<JSONValue>.stride + 16
+    /// Per byte of a Lua string converted for the host: the Swift copy and one product of it (a file's text,
+    /// a rendered figure), which exist together while a host function runs.
+    static let stringCopies = 2
 
     /// .npy: the file's bytes, the copy parsed from them and the array's payload.
     static let npyReadPerByte = 3
