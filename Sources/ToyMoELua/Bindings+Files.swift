@@ -86,6 +86,12 @@ extension Bindings {
                 var arrays: [(String, NpyArray)] = []
                 for (k, v) in table.sortedEntries {
                     guard case .string(let name) = k else { throw args.argumentError("arrays", "keys must be names, got \(k)") }
+                    // A ZIP member name ("<name>.npy") has at most 65535 bytes. Refused here, quoting only the
+                    // start: the archive writer's error quotes the whole name (60 MB of it took 30 s to report).
+                    let bytes = name.utf8.count
+                    guard bytes <= 65531 else {
+                        throw args.argumentError("arrays", "an array name of \(bytes) bytes (\"\(name.prefix(32))...\"); names have at most 65531 UTF-8 bytes")
+                    }
                     arrays.append((name, try array(v, name, dtype: kind)))
                 }
                 try write(url) { try Npz.write(arrays, to: url) }

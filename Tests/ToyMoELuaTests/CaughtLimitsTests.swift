@@ -256,6 +256,19 @@ import ToyMoEIO
         print("save_json 8 × 20 MB under 100 MiB: \(r.summary) (baseline \(ChildProcess.mib(baseline)))")
     }
 
+    /// Before: the archive writer's error quoted the whole name (a 60 MB name: 30 s, 324 MiB, under --time-limit 2).
+    @Test("save_npz with a 1 MB array name is refused quoting only the start of the name")
+    func npzName() throws {
+        #expect {
+            _ = try ScriptTestResult.run("toymoe.save_npz('a.npz', { [string.rep('a', 1000000)] = { 1, 2 } })")
+        } throws: { error in
+            let text = "\(error)"
+            let ok = text.contains("argument 'arrays': an array name of 1000000 bytes") && text.utf8.count < 10_000
+            if !ok { Issue.record("unexpected error: \(text.prefix(600))") }
+            return ok
+        }
+    }
+
     @Test("plot text is bounded: a 100 kB title or table cell is refused naming the key; 60 kB is drawn")
     func textCaps() throws {
         #expect {
