@@ -308,6 +308,10 @@ struct StackReader {
         var length = 0
         guard let bytes = lua_tolstring(state, index, &length) else { return "" }
         stringBytes += length
+        if length >= 1 << 20, let limit = runtime.budgetExceeded() {
+            // Copying (and validating) hundreds of MiB of text takes seconds: stop between strings at the deadline.
+            throw LuaConversionError(limit.text)
+        }
         if length >= 4096 {
             let converted = runtime.options.conversionElementLimit - remaining
             let needed = HostCost.product(stringBytes, HostCost.stringCopies) + HostCost.product(converted, HostCost.luaValue)

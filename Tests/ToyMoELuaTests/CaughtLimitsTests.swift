@@ -240,6 +240,22 @@ import ToyMoEIO
         print("table_html 5 MB × 8 under 50 MiB / 2 s: \(r.summary) (baseline \(ChildProcess.mib(baseline)))")
     }
 
+    /// Copying 240 MB of strings into host memory takes seconds in the debug build: the conversion checks the
+    /// deadline between strings of 1 MiB or more (before: the call ran on; 8 × 60 MB took over 60 s).
+    @Test("plot.table_html with a 30 MB header × 8 stops at --time-limit 0.3 while its strings are copied")
+    func conversionDeadline() throws {
+        let dir = try NestedScriptBudgetTests.scripts(["t.lua": """
+            local s = string.rep("a", 30000000)
+            toymoe.plot.table_html{ file = "a.html", header = { s, s, s, s, s, s, s, s }, rows = { { 1, 2, 3, 4, 5, 6, 7, 8 } } }
+            """])
+        let r = try ChildProcess.run(["run", "\(dir.path)/scripts/t.lua", "--quiet", "--out", "\(dir.path)/o", "--time-limit", "0.3"], in: dir)
+        #expect(r.status == 1, "\(r.summary): \(r.stderr.prefix(800))")
+        #expect(r.stderr.contains("t.lua:2: toymoe.plot.table_html: argument 'options': time limit of 0.3 s exceeded"), "\(r.stderr.prefix(800))")
+        #expect(r.seconds < 1.5, "\(r.summary)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/o/a.html"))
+        print("table_html 30 MB × 8 under --time-limit 0.3: \(r.summary)")
+    }
+
     @Test("save_json of eight 20 MB strings under --memory-limit 100 is refused before the copies: RSS ≤ limit + baseline + 96 MiB")
     func saveJSON() throws {
         let dir = try NestedScriptBudgetTests.scripts(["j.lua": """
