@@ -103,11 +103,11 @@ extension Model {
             }
             try drawGaussian(base, count, std, &rng, tensor, shouldStop)
         case .zero:
-            for i in 0..<count { base[i] = 0 }
+            base.update(repeating: 0, count: count)  // one memset: an element loop took about 1 s for 64M parameters (debug build), unchecked
         case .values(let v):
             try setValues(tensor, v)
         case .diagonal:
-            if zeroFirst { for i in 0..<count { base[i] = 0 } }
+            if zeroFirst { base.update(repeating: 0, count: count) }
             for e in 0..<Swift.min(E, n) { base[e * n + e] = 1 }
         case .orderedKHot, .randomKHot:
             guard n % E == 0 else {
@@ -118,7 +118,7 @@ extension Model {
             let K = n / E
             var order = Array(0..<n)
             if case .randomKHot = scheme { order.shuffle(using: &rng) }
-            if zeroFirst { for i in 0..<count { base[i] = 0 } }
+            if zeroFirst { base.update(repeating: 0, count: count) }
             for e in 0..<E {
                 for j in 0..<K { base[e * n + order[e * K + j]] = 1 }
             }
