@@ -349,6 +349,16 @@ static void wrap(lua_State *L, int table, const char *name, lua_CFunction wrappe
     lua_setfield(L, table, name);
 }
 
+// A fresh (empty) numbering: the next value named is #1 again.
+static void new_value_names(lua_State *L) {
+    lua_createtable(L, 0, 0);  // value -> its number (see tml_push_value_name)
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ids_key);
+}
+
 static int sandbox_k(lua_State *L) {
     static const luaL_Reg libraries[] = {
         {LUA_GNAME, luaopen_base},     {LUA_TABLIBNAME, luaopen_table}, {LUA_STRLIBNAME, luaopen_string},
@@ -371,12 +381,7 @@ static int sandbox_k(lua_State *L) {
     lua_setfield(L, G, "print");
     lua_pushcfunction(L, sb_tostring);
     lua_setfield(L, G, "tostring");
-    lua_createtable(L, 0, 0);  // value -> its number (see tml_push_value_name)
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &ids_key);
+    new_value_names(L);
 
     lua_getfield(L, G, LUA_STRLIBNAME);
     int S = lua_gettop(L);
@@ -412,6 +417,17 @@ static int sandbox_k(lua_State *L) {
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, G);
     return 0;
+}
+
+static int reset_value_names_k(lua_State *L) {
+    new_value_names(L);
+    return 0;
+}
+
+int tml_reset_value_names(lua_State *L) {
+    if (!lua_checkstack(L, 2)) return TML_ERRSTACK;
+    lua_pushcfunction(L, reset_value_names_k);
+    return lua_pcall(L, 0, 0, 0);
 }
 
 void tml_set_limits(lua_State *L, const tml_limits *limits) { tml_state_of(L)->limits = *limits; }

@@ -55,7 +55,7 @@ final class StopCheck {
     let check: @Sendable () -> Bool
     init(_ check: @escaping @Sendable () -> Bool) { self.check = check }
     /// Created once (Swift initializes globals and statics exactly once, thread-safely); never deleted.
-    nonisolated(unsafe) static let key: pthread_key_t = {
+    static let key: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key, nil)
         return key

@@ -114,6 +114,12 @@ extension Bindings {
                 var arrays: [(String, NpyArray)] = []
                 for (k, v) in table.sortedEntries {
                     guard case .string(let name) = k else { throw args.argumentError("arrays", "keys must be names, got \(k)") }
+                    // A ZIP member name ("<name>.npy") has at most 65535 bytes. Refused here, quoting only the
+                    // start: the archive writer's error quotes the whole name (60 MB of it took 30 s to report).
+                    let bytes = name.utf8.count
+                    guard bytes <= 65531 else {
+                        throw args.argumentError("arrays", "an array name of \(bytes) bytes (\"\(name.prefix(32))...\"); names have at most 65531 UTF-8 bytes")
+                    }
                     arrays.append((name, try array(v, name, dtype: kind)))
                 }
                 try write(url) { try Npz.write(arrays, to: url) }
@@ -184,7 +190,11 @@ extension Bindings {
                 guard let name = opts.value("script").stringValue, name.hasSuffix(".lua"), !name.hasPrefix("/") else {
                     throw opts.fail("script", "a relative path to a .lua file", opts.value("script"))
                 }
-                let here = parent.script.deletingLastPathComponent().standardizedFileURL
+                // The scripts tree is taken from where the calling script really lies (its real path), not from the
+                // path it was named by: through a symbolically linked directory, '..' would otherwise lead beside the
+                // link, outside the tree the script belongs to.
+                let realScript = ScriptContext.realPath(parent.script.path).map { URL(fileURLWithPath: $0) } ?? parent.script
+                let here = realScript.deletingLastPathComponent().standardizedFileURL
                 let allowed = here.deletingLastPathComponent().standardizedFileURL.path + "/"
                 let script = here.appendingPathComponent(name).standardizedFileURL
                 guard script.path.hasPrefix(allowed) else {
@@ -202,6 +212,11 @@ extension Bindings {
                 }
                 guard let outName = opts.value("out").stringValue else { throw opts.fail("out", "a subdirectory name", opts.value("out")) }
                 let out = try ctx.resolve(outName)
+                // The nested run takes its output directory's lock: naming this run's own directory would be refused
+                // as held by "another" process (this one). Say what it is instead.
+                if let realOut = ScriptContext.realPath(out.path), realOut == ScriptContext.realPath(parent.out.path) {
+                    throw LuaCallError("out: '\(outName)' is this run's own output directory; expected a subdirectory name for the nested run (e.g. \"fig1\")")
+                }
                 var params: [(String, String)] = []
                 if let p = try opts.optionalTable("params") {
                     for (k, v) in p.sortedEntries {
@@ -340,6 +355,9 @@ enum HostCost {
     static let luaSlot = 24
     /// Per JSON value parsed (enum in a Swift array or ordered object, growth slack included).
     static let jsonValue = 2 * MemoryLayout<JSONValue>.stride + 16
+    /// Per byte of a Lua string converted for the host: the Swift copy and one product of it (a file's text,
+    /// a rendered figure), which exist together while a host function runs.
+    static let stringCopies = 2
 
     /// .npy: the file's bytes, the copy parsed from them and the array's payload.
     static let npyReadPerByte = 3

@@ -35,6 +35,12 @@ private enum PlotLimits {
     static let tableRows = 100_000
     static let tableColumns = 256
     static let figures = 1024
+    /// Bytes of one string rendered (a title, label, legend entry, table cell...). A report's `summary` given as
+    /// text may be as long as `textTotal`.
+    static let textBytes = 64 << 10
+    /// Bytes of all strings of one plot or report call together: the text rendered stays a few MiB, whatever the
+    /// memory limit, so rendering and writing it take well under a second.
+    static let textTotal = 4 << 20
 }
 
 /// An option table of a plot function (or a nested table of one, such as `panels[2]`): every key must be known,
@@ -248,6 +254,34 @@ struct PlotTable {
 
 /// Conversions shared by the plot bindings.
 enum PlotValues {
+    /// Refuses text too long to render (`PlotLimits.textBytes` per string, `textTotal` per call), naming the key:
+    /// titles, labels and table cells of megabytes would make files of hundreds of MiB and take seconds of
+    /// uninterruptible rendering.
+    static func checkText(_ v: LuaValue, _ path: String, total: inout Int) throws(LuaCallError) {
+        switch v {
+        case .string(let s):
+            let n = s.utf8.count
+            total += n
+            let cap = path == "summary" ? PlotLimits.textTotal : PlotLimits.textBytes
+            if n > cap {
+                throw LuaCallError("\(path): text of \(n) bytes is too long to render; at most \(cap) bytes")
+            }
+            if total > PlotLimits.textTotal {
+                throw LuaCallError("\(path): the call's text reaches \(total) bytes; at most \(PlotLimits.textTotal) bytes of text in all per call")
+            }
+        case .table(let t):
+            for (i, x) in t.array.enumerated() { try checkText(x, "\(path)[\(i + 1)]", total: &total) }
+            for (k, x) in t.sortedEntries {
+                let name: String
+                if case .string(let key) = k { name = path.isEmpty ? key : path + "." + key } else { name = "\(path)[\(k.description)]" }
+                try checkText(k.value, name, total: &total)
+                try checkText(x, name, total: &total)
+            }
+        default:
+            break
+        }
+    }
+
     /// A label from a string or a number (integers without a decimal point).
     static func text(_ v: LuaValue) -> String? {
         switch v {
@@ -432,7 +466,10 @@ extension Bindings {
 
     static func installPlots(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
         func options(_ args: LuaArgs, _ function: String) throws(LuaCallError) -> PlotTable {
-            try PlotTable(try args.table(1, "options"), known: plotOptions[function]!)
+            let table = try args.table(1, "options")
+            var total = 0
+            try PlotValues.checkText(.table(table), "", total: &total)
+            return try PlotTable(table, known: plotOptions[function]!)
         }
         func output(_ o: PlotTable, default def: String? = nil) throws(LuaCallError) -> (url: URL, name: String) {
             let name: String
@@ -440,6 +477,8 @@ extension Bindings {
             return (try ctx.resolve(name), name)
         }
         func write(_ text: String, _ url: URL) throws(LuaCallError) {
+            // A figure that took past the deadline to render is not written (the call fails with the limit).
+            if let limit = rt.budgetExceeded() { throw limit }
             do {
                 try AtomicFile.createDirectory(at: url.deletingLastPathComponent())
                 try AtomicFile.write(text, to: url)

@@ -429,7 +429,9 @@ enum Bindings {
                 let seed = explicitSeed ?? ctx.nextModelSeed()
                 let m: Model
                 do {
-                    m = try Model(config: config, initialization: Initialization(gate: .zero), seed: seed)
+                    // Every tensor is initialized below (applyInit overwrites all of it, from the tensor's own
+                    // stream): start from zeros instead of drawing Xavier values twice.
+                    m = try Model(config: config, initialization: Initialization(W: .zero, bFinal: .zero, gate: .zero), seed: seed)
                 } catch { throw LuaCallError(engineMessage(error)) }
                 let initTable = try opts.optionalTable("init")
                 let initOpts = try OptionTable("toymoe.model: init", initTable ?? LuaTable(), known: initKeys)
@@ -567,8 +569,11 @@ enum Bindings {
             throw LuaCallError("\(key): expected a scheme name, a table or a function, got \(describe(scheme))")
         }
         do {
-            try m.initialize(t, tensorInit, seed: seed, zeroFirst: zeroFirst)
+            // Large tensors take seconds to draw: stop at the deadline (checked between chunks of draws).
+            let stop = rt.deadlineCheck()
+            try m.initialize(t, tensorInit, seed: seed, zeroFirst: zeroFirst, shouldStop: stop.map { f in { f() } })
         } catch {
+            if let limit = rt.budgetExceeded() { throw limit }
             throw LuaCallError("\(key): \(engineMessage(error))")
         }
     }

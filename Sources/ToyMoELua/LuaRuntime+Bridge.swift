@@ -214,7 +214,7 @@ struct StackReader {
         case LUA_TNUMBER:
             if lua_isinteger(L, index) != 0 { return .integer(lua_tointegerx(L, index, nil)) }
             return .number(lua_tonumberx(L, index, nil))
-        case LUA_TSTRING: return .string(readString(L, index))
+        case LUA_TSTRING: return .string(try string(index))
         case LUA_TTABLE: return .table(try readTable(index, depth: depth))
         case LUA_TUSERDATA:
             guard let handle = tml_handle_peek(L, index) else { throw LuaConversionError("a foreign userdata") }
@@ -284,7 +284,7 @@ struct StackReader {
                 } else {
                     key = .number(lua_tonumberx(L, -2, nil))
                 }
-            case LUA_TSTRING: key = .string(readString(L, -2))
+            case LUA_TSTRING: key = .string(try string(-2))
             case LUA_TBOOLEAN: key = .boolean(lua_toboolean(L, -2) != 0)
             default:
                 throw LuaConversionError(
@@ -295,6 +295,33 @@ struct StackReader {
             lua_settop(L, -2)  // keep the key for lua_next
         }
         return table
+    }
+
+    /// Bytes of the strings this conversion copied into host memory so far.
+    private(set) var stringBytes = 0
+
+    /// A Lua string copied into a Swift string: the bytes count against what is left of the memory limit, with
+    /// `HostCost.stringCopies` copies (the host's copy and what is made of it: an escaped file, a rendered
+    /// figure). One Lua string referenced many times (`{s, s, s}`) is copied each time. Checked before the copy,
+    /// for strings of 4 KiB or more (smaller ones are counted with the next large one).
+    private mutating func string(_ index: Int32) throws(LuaConversionError) -> String {
+        var length = 0
+        guard let bytes = lua_tolstring(state, index, &length) else { return "" }
+        stringBytes += length
+        if length >= 1 << 20, let limit = runtime.budgetExceeded() {
+            // Copying (and validating) hundreds of MiB of text takes seconds: stop between strings at the deadline.
+            throw LuaConversionError(limit.text)
+        }
+        if length >= 4096 {
+            let converted = runtime.options.conversionElementLimit - remaining
+            let needed = HostCost.product(stringBytes, HostCost.stringCopies) + HostCost.product(converted, HostCost.luaValue)
+            do throws(LuaCallError) { try runtime.ensureHostCapacity(needed) } catch {
+                throw LuaConversionError(
+                    "strings too large for the memory limit (\(LuaRuntime.formatBytes(stringBytes)) of text so far, counted \(HostCost.stringCopies) times): \(error.text)",
+                    isMemory: true)
+            }
+        }
+        return String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
     }
 
     private mutating func spend() throws(LuaConversionError) {

@@ -391,12 +391,24 @@ public final class LuaRuntime {
             tml_budget_save(L, &saved)
             tml_budget_arm(L, LuaRuntime.instructionWord(budget.instructions), budget.seconds ?? 0)
             defer { tml_budget_restore(L, &saved) }
-            return try callRef(L, function, arguments)
+            let results = try callRef(L, function, arguments)
+            if let error = limitError(L) { throw error }
+            return results
         }
     }
 
     /// Instructions counted by the running (or last) budget, in periods of 1000.
     public var instructionsExecuted: UInt64 { tml_budget_instructions(state) }
+
+    /// Starts the deterministic value names (`tostring({})` → "table: #1") afresh, so that the names a phase
+    /// prints or returns depend on that phase alone (a sweep worker calls it before each cell, so results do not
+    /// depend on which cells the worker ran before, i.e. on --jobs).
+    public func resetValueNames() throws(LuaError) {
+        try enter(arm: false) { (L) throws(LuaError) -> Void in
+            let status = tml_reset_value_names(L)
+            if status != LUA_OK { throw error(status: status, on: L) }
+        }
+    }
 
     // MARK: - Globals
 
@@ -548,7 +560,8 @@ public final class LuaRuntime {
         if isClosed { throw LuaError(kind: .runtime, message: "the Lua runtime was closed") }
         drainPendingReleases()
         let L = current
-        if arm && activeCalls == 0 {
+        let outermost = arm && activeCalls == 0
+        if outermost {
             tml_budget_arm(L, LuaRuntime.instructionWord(instructionLimit), timeLimit ?? 0)
         }
         activeCalls += 1
@@ -560,7 +573,26 @@ public final class LuaRuntime {
         guard lua_checkstack(L, 8) != 0 else {
             throw LuaError(kind: .memory, message: "Lua stack exhausted")
         }
-        return try body(L)
+        let result = try body(L)
+        if outermost, let error = limitError(L) { throw error }
+        return result
+    }
+
+    /// The error of a budget (time, instructions) that was exceeded during a call that nevertheless returned: a
+    /// script can catch the limit's error with `pcall` (inside a coroutine, or around a host function such as
+    /// `toymoe.train` or `toymoe.run_script`) and return before the hook raises again. Whatever it returns was cut
+    /// short, so the call fails with the limit's error. Also trips a deadline that passed while the call ran.
+    func limitError(_ L: OpaquePointer) -> LuaError? {
+        let caught = tml_budget_tripped(L) != 0
+        guard tml_budget_check(L) != 0 else { return nil }
+        var buffer = [CChar](repeating: 0, count: 128)
+        _ = tml_budget_message(L, &buffer, buffer.count)
+        let kind: LuaError.Kind = Int(tml_budget_tripped(L)) == Int(TML_TRIP_INSTRUCTIONS) ? .budget : .time
+        let message = String(cString: buffer)
+            + (caught
+                ? " (the script caught the limit's error and went on; a phase that exceeds its limit fails whatever the script catches)"
+                : " (the script returned after its limit)")
+        return LuaError(kind: kind, message: message)
     }
 
     /// Calls the function below `arguments` values on top of the stack; returns its results and pops everything.

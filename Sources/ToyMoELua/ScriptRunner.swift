@@ -312,6 +312,7 @@ public enum ScriptRunner {
                 if complete == true, let finish = declared.finish {
                     let rows = try sweepRows(declared.spec, SweepLayout(root: o.out))
                     ctx.fileRoot = o.out
+                    try rt.resetValueNames()  // as in each cell: names in finish do not depend on the top level's
                     let out = try callFinish(rt, finish, rows, keepsAll: declared.spec.selection == .all)
                     finishRan = true
                     finish.release()
@@ -551,6 +552,10 @@ final class LuaSweepWorker: SweepWorker {
         context.begin(seed: cell.seed)
         context.fileRoot = cell.directory
         runtime.random = RandomStream(seed: cell.seed, path: [LuaRuntime.randomStreamTag])
+        // Value names ("table: #N") count from 1 in each cell, whichever cells this worker ran before.
+        do { try runtime.resetValueNames() } catch {
+            throw ScriptRunError("sweep cell \(cell.cellID) (replicate \(cell.replicate + 1)): \(error.description)")
+        }
         var cellTable = LuaTable()
         for (k, v) in params.entries { cellTable.hash[.string(k)] = JSONBridge.lua(v) }
         let info = LuaTable(hash: [

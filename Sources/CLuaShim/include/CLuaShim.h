@@ -96,6 +96,10 @@ int tml_gc(lua_State *L, int what, int arg);
 /// error. Returns a status.
 int tml_open_sandbox(lua_State *L, const tml_limits *limits, tml_print_sink sink, void *sink_context);
 void tml_set_limits(lua_State *L, const tml_limits *limits);
+/// Starts value names ("table: #1") afresh: values named before get new numbers when named again. A sweep calls it
+/// at the start of each cell, so that names depend on the cell alone, not on which cells a worker ran before.
+/// Returns a status (a memory error is returned, not raised).
+int tml_reset_value_names(lua_State *L);
 
 // MARK: - Budget (instruction count and wall-clock deadline)
 
