@@ -35,6 +35,8 @@ extension Bindings {
                 let result: TrainingResult
                 // The script's deadline stops the training between steps (the count hook cannot: no Lua runs).
                 let shouldStop = rt.deadlineCheck()
+                let (onProgress, endProgress) = progressReporting(ctx, modelSteps: cfg.steps)
+                defer { endProgress() }
                 if let hook {
                     result = trainer.run(hookEvery: hookEvery, hook: { info, model in
                         do throws(LuaError) {
@@ -47,9 +49,9 @@ extension Bindings {
                             hookError = error
                             return .stop
                         }
-                    }, shouldStop: shouldStop)
+                    }, shouldStop: shouldStop, progress: onProgress)
                 } else {
-                    result = trainer.run(shouldStop: shouldStop)
+                    result = trainer.run(shouldStop: shouldStop, progress: onProgress)
                 }
                 if let hookError { throw hookError }
                 if let e = rt.budgetExceeded() { throw e }
@@ -94,7 +96,9 @@ extension Bindings {
                     let perGroup = cfg.batchSize * (m.featureCount + m.expertCount + 3 * m.activeExpertCount) * 32 + m.layout.count * 128
                     try rt.ensureHostCapacity(groups * perGroup)
                 }
-                let results = trainer.run(threads: threads, shouldStop: rt.deadlineCheck())
+                let (onProgress, endProgress) = progressReporting(ctx, modelSteps: cfg.steps * models.count)
+                defer { endProgress() }
+                let results = trainer.run(threads: threads, shouldStop: rt.deadlineCheck(), progress: onProgress)
                 if let e = rt.budgetExceeded() { throw e }
                 for (i, result) in results.enumerated() {
                     ctx.onSteps?(result.stepsRun)
@@ -113,6 +117,17 @@ extension Bindings {
 
     /// The `TrainingConfig` of toymoe.train's options (shared by toymoe.train and toymoe.train_many). `histories` is
     /// how many loss histories the call keeps (they count against the script's memory limit).
+    /// Declares a training's model-steps to the progress display and returns the trainer's stride callback (nil
+    /// when progress is off: the trainer then does no progress work at all) and what to call when it ends (a
+    /// top-level training closes its line; in a sweep the cell's trainings feed the sweep's display).
+    static func progressReporting(_ ctx: ScriptContext, modelSteps: Int) -> (progress: (@Sendable (Int) -> Void)?, end: () -> Void) {
+        guard let reporter = ctx.progress, !reporter.isOff else { return (nil, {}) }
+        let slot = ctx.progressSlot
+        reporter.declare(modelSteps, slot: slot)
+        let end: () -> Void = ctx.isWorker ? {} : { reporter.endTraining() }
+        return ({ n in reporter.add(n, slot: slot) }, end)
+    }
+
     static func trainingConfig(
         _ opts: OptionTable, _ rt: LuaRuntime, function: String, histories: Int = 1
     ) throws(LuaCallError) -> TrainingConfig {

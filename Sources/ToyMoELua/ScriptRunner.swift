@@ -26,6 +26,9 @@ public struct ScriptRunOptions: Sendable {
     public var allowMismatch: Bool = false
     /// Receives the script's `print` lines (default: standard output unless quiet). Called on worker threads too.
     public var printSink: (@Sendable (String) -> Void)?
+    /// Where progress goes (`--quiet`, `--progress-interval`); nil: `ProgressReporter(quiet: quiet)`. Scripts run
+    /// with `toymoe.run_script` inherit it, so the process keeps one display.
+    public var progress: ProgressReporter?
     /// Read-only input directories (`--input NAME=DIR`): the script reads `NAME/...` from DIR with
     /// `toymoe.load_*` and can never write there. NAME is a simple identifier (`isInputName`).
     public var inputs: [String: URL] = [:]
@@ -109,7 +112,9 @@ public enum ScriptRunner {
         } else if o.quiet {
             rt.printHandler = { _ in }
         } else {
+            let progress = ctx.progress
             rt.printHandler = { line in
+                progress?.clearForOutput()  // a bar on the same terminal would share the line
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
         }
@@ -244,7 +249,11 @@ public enum ScriptRunner {
             tool: "toymoe run", seed: o.seed, kernelVariant: KernelVariant.current, commandLine: o.commandLine)
 
         // Phase 1: the top level.
+        var o = o
+        let progress = o.progress ?? ProgressReporter(quiet: o.quiet)
+        o.progress = progress
         let ctx = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: false)
+        ctx.progress = progress
         ctx.runOptions = o
         var result: JSONValue?
         do {
@@ -271,7 +280,6 @@ public enum ScriptRunner {
             var summaryWarnings: [String] = []
             if let declared = ctx.sweep {
                 declared.run.release()
-                let progress = ProgressReporter(quiet: o.quiet)
                 let runner = try SweepRunner(
                     spec: declared.spec, root: o.out, seed: o.seed, jobs: o.jobs, shard: o.shard, resume: o.resume,
                     progress: progress, fingerprint: fingerprint,
@@ -283,8 +291,8 @@ public enum ScriptRunner {
                     workerOptions.memoryLimit = max(0, rt.memoryLimit - rt.budgetMemoryUsed) / max(1, o.jobs)
                     workerOptions.outerDeadline = rt.deadlineBound
                 }
-                complete = try runner.run { [workerOptions] _ in
-                    try LuaSweepWorker(options: workerOptions, source: source, chunk: chunk, runner: runner)
+                complete = try runner.run { [workerOptions] w in
+                    try LuaSweepWorker(options: workerOptions, source: source, chunk: chunk, runner: runner, slot: w)
                 }
                 failures = runner.failures()
                 summaryWarnings = runner.summaryWarnings
@@ -396,8 +404,10 @@ final class LuaSweepWorker: SweepWorker {
     let run: LuaFunctionRef
     let cellBudget: LuaBudget
 
-    init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner) throws {
+    init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner, slot: Int = 0) throws {
         context = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: true)
+        context.progress = runner.progress  // the cell's trainings feed the sweep's display
+        context.progressSlot = slot
         runtime = try ScriptRunner.makeRuntime(o, context)
         if let outer = o.outerDeadline { runtime.bound(deadline: outer.deadline, seconds: outer.seconds) }
         try runtime.run(string: source, chunkName: chunk)
@@ -443,6 +453,7 @@ final class LuaSweepWorker: SweepWorker {
         // Every draw inside the cell derives from the cell's seed: models, data, math.random.
         context.begin(seed: cell.seed)
         context.fileRoot = cell.directory
+        context.progress?.replicateStarted(slot: context.progressSlot)
         runtime.random = RandomStream(seed: cell.seed, path: [LuaRuntime.randomStreamTag])
         var cellTable = LuaTable()
         for (k, v) in params.entries { cellTable.hash[.string(k)] = JSONBridge.lua(v) }
