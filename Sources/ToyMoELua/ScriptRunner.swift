@@ -406,8 +406,6 @@ final class LuaSweepWorker: SweepWorker {
 
     init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner, slot: Int = 0) throws {
         context = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: true)
-        context.progress = runner.progress  // the cell's trainings feed the sweep's display
-        context.progressSlot = slot
         runtime = try ScriptRunner.makeRuntime(o, context)
         if let outer = o.outerDeadline { runtime.bound(deadline: outer.deadline, seconds: outer.seconds) }
         try runtime.run(string: source, chunkName: chunk)
@@ -415,6 +413,10 @@ final class LuaSweepWorker: SweepWorker {
             throw ScriptRunError("\(chunk): the script declared a sweep at top level but not when run as a worker (is toymoe.sweep guarded by toymoe.is_worker?)")
         }
         run = declared.run
+        // The cells' trainings feed the sweep's display; the worker's own pass over the top level (above) does not:
+        // the sweep's model-steps are its cells'.
+        context.progress = runner.progress
+        context.progressSlot = slot
         context.onSteps = { [weak runner] n in runner?.addSteps(n) }
         context.trainThreads = max(1, LockstepTrainer.defaultThreads / max(1, o.jobs))
         cellBudget = LuaBudget(
