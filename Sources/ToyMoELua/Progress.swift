@@ -405,3 +405,16 @@ public final class ProgressReporter: @unchecked Sendable {
         shown = false
     }
 }
+
+extension Bindings {
+    /// Declares a training's model-steps to the progress display and returns the trainer's stride callback (nil
+    /// when progress is off: the trainer then does no progress work at all) and what to call when it ends (a
+    /// top-level training closes its line; in a sweep the cell's trainings feed the sweep's display).
+    static func progressReporting(_ ctx: ScriptContext, modelSteps: Int) -> (progress: (@Sendable (Int) -> Void)?, end: () -> Void) {
+        guard let reporter = ctx.progress, !reporter.isOff else { return (nil, {}) }
+        let slot = ctx.progressSlot
+        reporter.declare(modelSteps, slot: slot)
+        let end: () -> Void = ctx.isWorker ? {} : { reporter.endTraining() }
+        return ({ n in reporter.add(n, slot: slot) }, end)
+    }
+}
