@@ -36,7 +36,8 @@ extension Bindings {
                 // The script's deadline stops the training between steps (the count hook cannot: no Lua runs).
                 let shouldStop = rt.deadlineCheck()
                 let (onProgress, endProgress) = progressReporting(ctx, modelSteps: cfg.steps)
-                defer { endProgress() }
+                var returned = false
+                defer { endProgress(returned) }
                 if let hook {
                     result = trainer.run(hookEvery: hookEvery, hook: { info, model in
                         do throws(LuaError) {
@@ -63,6 +64,7 @@ extension Bindings {
                     ]))
                 }
                 ctx.noteDivergence(result)
+                returned = true
                 return [.table(resultTable(result))]
             },
             "train_many": { args in
@@ -97,7 +99,8 @@ extension Bindings {
                     try rt.ensureHostCapacity(groups * perGroup)
                 }
                 let (onProgress, endProgress) = progressReporting(ctx, modelSteps: cfg.steps * models.count)
-                defer { endProgress() }
+                var returned = false
+                defer { endProgress(returned) }
                 let results = trainer.run(threads: threads, shouldStop: rt.deadlineCheck(), progress: onProgress)
                 if let e = rt.budgetExceeded() { throw e }
                 for (i, result) in results.enumerated() {
@@ -110,6 +113,7 @@ extension Bindings {
                     }
                 }
                 for r in results { ctx.noteDivergence(r) }
+                returned = true
                 return [.table(LuaTable(array: results.map { .table(resultTable($0)) }))]
             },
         ])

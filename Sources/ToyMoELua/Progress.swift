@@ -132,9 +132,16 @@ public struct ProgressEstimate: Sendable, Equatable {
         return parts.joined(separator: "  ")
     }
 
-    /// The closing line: `sweep done: 20 cells, 24,000 model-steps in 1m12s (333 steps/s)`.
+    /// Whether the work ended before all of it was done (an error, a deadline, an interruption).
+    public var unfinished: Bool {
+        if let cells { return cells.done < cells.total }
+        return total.map { done < $0 } ?? false
+    }
+
+    /// The closing line: `sweep done: 20 cells, 24,000 model-steps in 1m12s (333 steps/s)`; `stopped` instead of
+    /// `done` when the work ended unfinished.
     public func finalLine(label: String) -> String {
-        var text = "\(label) done: "
+        var text = "\(label) \(unfinished ? "stopped" : "done"): "
         if let cells { text += "\(cells.done) cells" + (cells.resumed > 0 ? " (+\(cells.resumed) resumed)" : "") + ", " }
         return text + "\(Self.count(done)) model-steps in \(Self.clock(elapsed)) (\(Self.count(Int(rate.rounded()))) steps/s)"
     }
@@ -281,11 +288,14 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 
     /// A top-level training ended: its closing line if anything was shown, and the next one starts afresh.
-    public func endTraining() {
+    /// `finished`: it returned its result (an early stop or a divergence ends it too: its work is what it did);
+    /// false when an error (a deadline) cut it short, then the line says `stopped`.
+    public func endTraining(finished: Bool = true) {
         guard !isOff else { return }
         lock.lock()
         defer { lock.unlock() }
         guard sweep == nil else { return }
+        if finished { topDeclared = topDone }
         close()
         topDone = 0
         topDeclared = 0
@@ -410,11 +420,11 @@ extension Bindings {
     /// Declares a training's model-steps to the progress display and returns the trainer's stride callback (nil
     /// when progress is off: the trainer then does no progress work at all) and what to call when it ends (a
     /// top-level training closes its line; in a sweep the cell's trainings feed the sweep's display).
-    static func progressReporting(_ ctx: ScriptContext, modelSteps: Int) -> (progress: (@Sendable (Int) -> Void)?, end: () -> Void) {
-        guard let reporter = ctx.progress, !reporter.isOff else { return (nil, {}) }
+    static func progressReporting(_ ctx: ScriptContext, modelSteps: Int) -> (progress: (@Sendable (Int) -> Void)?, end: (Bool) -> Void) {
+        guard let reporter = ctx.progress, !reporter.isOff else { return (nil, { _ in }) }
         let slot = ctx.progressSlot
         reporter.declare(modelSteps, slot: slot)
-        let end: () -> Void = ctx.isWorker ? {} : { reporter.endTraining() }
+        let end: (Bool) -> Void = ctx.isWorker ? { _ in } : { reporter.endTraining(finished: $0) }
         return ({ n in reporter.add(n, slot: slot) }, end)
     }
 }

@@ -41,7 +41,10 @@ import ToyMoELua
         let s = ProgressEstimate(elapsed: 60, done: 3000, total: 12000, estimated: true, cells: (3, 18, 2))
         let sl = s.line(label: "sweep", barWidth: 0)
         #expect(sl.contains("cells 5/20 (2 resumed)") && sl.contains("3,000/~12,000 model-steps") && sl.contains("ETA 3m00s"), "\(sl)")
-        #expect(s.finalLine(label: "sweep") == "sweep done: 3 cells (+2 resumed), 3,000 model-steps in 1m00s (50 steps/s)")
+        #expect(s.finalLine(label: "sweep") == "sweep stopped: 3 cells (+2 resumed), 3,000 model-steps in 1m00s (50 steps/s)", "3 of 18 cells: not done")
+        let all = ProgressEstimate(elapsed: 60, done: 3000, total: 3000, estimated: true, cells: (18, 18, 2))
+        #expect(all.finalLine(label: "sweep") == "sweep done: 18 cells (+2 resumed), 3,000 model-steps in 1m00s (50 steps/s)")
+        #expect(ProgressEstimate(elapsed: 2, done: 10, total: 40).finalLine(label: "train").hasPrefix("train stopped: 10 model-steps"))
     }
 
     @Test("A sweep's total model-steps: first declarations × replicates, then the finished cells' mean; running cells count")
