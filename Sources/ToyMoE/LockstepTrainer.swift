@@ -76,7 +76,13 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
     /// `shouldStop` (optional, called from the worker threads before every step of every group, so it must be
     /// thread-safe) cancels: each group then ends at its current step and its models keep the parameters reached;
     /// the caller reports the cancellation. It only reads, so a run it never stops is unchanged, bit for bit.
-    public func run(threads: Int = LockstepTrainer.defaultThreads, shouldStop: (@Sendable () -> Bool)? = nil) -> [TrainingResult] {
+    /// `progress` (optional, thread-safe, called from the worker threads) receives model-steps done since a group's
+    /// previous call (lanes that stepped × steps), every `Trainer.progressStride` group steps and at each group's
+    /// end: over the run the calls sum to the results' `stepsRun`. It sees no training state. No cost when nil.
+    public func run(
+        threads: Int = LockstepTrainer.defaultThreads, shouldStop: (@Sendable () -> Bool)? = nil,
+        progress: (@Sendable (Int) -> Void)? = nil
+    ) -> [TrainingResult] {
         let width = LockstepGroup.width
         let groups = (models.count + width - 1) / width
         guard groups > 0 else { return [] }
@@ -88,14 +94,14 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
         results.withUnsafeMutableBufferPointer { out in
             let out = UnsafeSendable(out)
             if workers == 1 {
-                for g in 0..<groups { runGroup(g, into: out.value, shouldStop: shouldStop) }
+                for g in 0..<groups { runGroup(g, into: out.value, shouldStop: shouldStop, progress: progress) }
             } else {
                 let queue = GroupQueue()
                 DispatchQueue.concurrentPerform(iterations: workers) { _ in
                     while true {
                         let g = queue.take()
                         if g >= groups { break }
-                        self.runGroup(g, into: out.value, shouldStop: shouldStop)
+                        self.runGroup(g, into: out.value, shouldStop: shouldStop, progress: progress)
                     }
                 }
             }
@@ -104,7 +110,10 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
     }
 
     /// Trains group `g` (models 8g ..< 8g + 8) and writes its results into `out` (distinct indices per group).
-    func runGroup(_ g: Int, into out: UnsafeMutableBufferPointer<TrainingResult>, shouldStop: (@Sendable () -> Bool)? = nil) {
+    func runGroup(
+        _ g: Int, into out: UnsafeMutableBufferPointer<TrainingResult>, shouldStop: (@Sendable () -> Bool)? = nil,
+        progress: (@Sendable (Int) -> Void)? = nil
+    ) {
         let start = DispatchTime.now().uptimeNanoseconds
         let width = LockstepGroup.width
         let first = g * width
@@ -162,8 +171,20 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
         }
 
         var t = 0
+        var unreported = 0  // model-steps not yet passed to `progress`
+        var sinceReport = 0  // group steps since the last call
         while t < steps && activeCount > 0 {
             if let shouldStop, shouldStop() { break }
+            if progress != nil {
+                unreported += activeCount  // the lanes this step trains
+                sinceReport += 1
+                if sinceReport > Trainer.progressStride, let progress {
+                    // the previous strides' steps are done; this one's are not yet: report all but this step's
+                    progress(unreported - activeCount)
+                    unreported = activeCount
+                    sinceReport = 1
+                }
+            }
             let base = config.learningRate * config.schedule.factor(step: t, of: steps)
             let shared = AdamWCoefficients(
                 step: t + 1, lr: base, beta1: config.beta1, beta2: config.beta2, eps: config.epsilon,
@@ -209,6 +230,7 @@ public final class LockstepTrainer: @unchecked Sendable {  // immutable after in
             }
             t += 1
         }
+        if let progress, unreported > 0 { progress(unreported) }
         for l in 0..<lanes where active[l] { writeBack(l) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         for l in 0..<lanes {

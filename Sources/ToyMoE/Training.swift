@@ -368,6 +368,10 @@ public final class Trainer {
         "loss became \(info.loss) (lr \(info.learningRate))"
     }
 
+    /// Steps between two calls of `run`'s `progress` callback: a few milliseconds of work at the smallest sizes,
+    /// so a display redrawn a few times a second stays current while the callback's cost stays invisible.
+    public static let progressStride = 64
+
     /// Trains for `config.steps` steps (or until early stop, a hook's `.stop`, or divergence).
     /// - Parameters:
     ///   - hookEvery: call `hook` every this many steps (step % hookEvery == 0) and at the last step.
@@ -375,8 +379,12 @@ public final class Trainer {
     ///   - shouldStop: optional cancellation (e.g. a script's deadline), asked before every step; when it answers
     ///     true, training ends there and the result covers the steps taken (the caller reports the cancellation).
     ///     It only reads, so a run it never stops is the same, bit for bit, as one without it. No cost when nil.
+    ///   - progress: optional; called with the number of steps taken since its previous call, every
+    ///     `Trainer.progressStride` steps and once at the end with the remainder (so the calls sum to `stepsRun`).
+    ///     It sees no training state, so it cannot change the result. No cost when nil.
     public func run(
-        hookEvery: Int = 100, hook: ((StepInfo, Model) -> HookAction)? = nil, shouldStop: (() -> Bool)? = nil
+        hookEvery: Int = 100, hook: ((StepInfo, Model) -> HookAction)? = nil, shouldStop: (() -> Bool)? = nil,
+        progress: ((Int) -> Void)? = nil
     ) -> TrainingResult {
         let start = DispatchTime.now().uptimeNanoseconds
         var history: [Double] = []
@@ -390,9 +398,15 @@ public final class Trainer {
         var stoppedEarly = false
         var divergence: (Int, String)? = nil
         let every = Swift.max(1, hookEvery)
+        var reported = stepsTaken
         while stepsTaken < config.steps {
             if let shouldStop, shouldStop() { break }
             last = step()
+            // Reported in strides, never per step: the callback may take a lock and read a clock.
+            if let progress, stepsTaken - reported >= Trainer.progressStride {
+                progress(stepsTaken - reported)
+                reported = stepsTaken
+            }
             let t = last.step
             let isLast = stepsTaken == config.steps
             if !last.loss.isFinite {
@@ -419,6 +433,7 @@ public final class Trainer {
             }
             if stop { break }
         }
+        if let progress, stepsTaken > reported { progress(stepsTaken - reported) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return TrainingResult(
             finalLoss: last.loss, finalReconstructionLoss: last.reconstructionLoss,

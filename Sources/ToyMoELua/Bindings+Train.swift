@@ -35,6 +35,9 @@ extension Bindings {
                 let result: TrainingResult
                 // The script's deadline stops the training between steps (the count hook cannot: no Lua runs).
                 let shouldStop = rt.deadlineCheck()
+                let (onProgress, endProgress) = progressReporting(ctx, modelSteps: cfg.steps)
+                var returned = false
+                defer { endProgress(returned) }
                 if let hook {
                     result = trainer.run(hookEvery: hookEvery, hook: { info, model in
                         do throws(LuaError) {
@@ -47,9 +50,9 @@ extension Bindings {
                             hookError = error
                             return .stop
                         }
-                    }, shouldStop: shouldStop)
+                    }, shouldStop: shouldStop, progress: onProgress)
                 } else {
-                    result = trainer.run(shouldStop: shouldStop)
+                    result = trainer.run(shouldStop: shouldStop, progress: onProgress)
                 }
                 if let hookError { throw hookError }
                 if let e = rt.budgetExceeded() { throw e }
@@ -61,6 +64,7 @@ extension Bindings {
                     ]))
                 }
                 ctx.noteDivergence(result)
+                returned = true
                 return [.table(resultTable(result))]
             },
             "train_many": { args in
@@ -94,7 +98,10 @@ extension Bindings {
                     let perGroup = cfg.batchSize * (m.featureCount + m.expertCount + 3 * m.activeExpertCount) * 32 + m.layout.count * 128
                     try rt.ensureHostCapacity(groups * perGroup)
                 }
-                let results = trainer.run(threads: threads, shouldStop: rt.deadlineCheck())
+                let (onProgress, endProgress) = progressReporting(ctx, modelSteps: cfg.steps * models.count)
+                var returned = false
+                defer { endProgress(returned) }
+                let results = trainer.run(threads: threads, shouldStop: rt.deadlineCheck(), progress: onProgress)
                 if let e = rt.budgetExceeded() { throw e }
                 for (i, result) in results.enumerated() {
                     ctx.onSteps?(result.stepsRun)
@@ -106,6 +113,7 @@ extension Bindings {
                     }
                 }
                 for r in results { ctx.noteDivergence(r) }
+                returned = true
                 return [.table(LuaTable(array: results.map { .table(resultTable($0)) }))]
             },
         ])

@@ -22,6 +22,10 @@ final class ScriptContext {
     var trainings: [JSONValue] = []
     /// Called with the number of steps each training ran (sweep progress).
     var onSteps: ((Int) -> Void)?
+    /// The process's progress display and this state's worker slot in it (0 at top level): trainings declare
+    /// their model-steps and report them in strides.
+    var progress: ProgressReporter?
+    var progressSlot = 0
     /// The options this script runs under (for `toymoe.run_script`); nil in workers.
     var runOptions: ScriptRunOptions?
     /// The first training of the current phase whose loss became NaN or ±Inf: 1-based step and reason.

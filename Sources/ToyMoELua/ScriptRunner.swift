@@ -26,6 +26,9 @@ public struct ScriptRunOptions: Sendable {
     public var allowMismatch: Bool = false
     /// Receives the script's `print` lines (default: standard output unless quiet). Called on worker threads too.
     public var printSink: (@Sendable (String) -> Void)?
+    /// Where progress goes (`--quiet`, `--progress-interval`); nil: `ProgressReporter(quiet: quiet)`. Scripts run
+    /// with `toymoe.run_script` inherit it, so the process keeps one display.
+    public var progress: ProgressReporter?
     /// Read-only input directories (`--input NAME=DIR`): the script reads `NAME/...` from DIR with
     /// `toymoe.load_*` and can never write there. NAME is a simple identifier (`isInputName`).
     public var inputs: [String: URL] = [:]
@@ -117,7 +120,9 @@ public enum ScriptRunner {
         } else if o.quiet {
             rt.printHandler = { _ in }
         } else {
+            let progress = ctx.progress
             rt.printHandler = { line in
+                progress?.clearForOutput()  // a bar on the same terminal would share the line
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
         }
@@ -267,7 +272,10 @@ public enum ScriptRunner {
             extra: ["script": scriptRecord(o, source)])
 
         // Phase 1: the top level.
+        let progress = o.progress ?? ProgressReporter(quiet: o.quiet)
+        o.progress = progress
         let ctx = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: false)
+        ctx.progress = progress
         ctx.runOptions = o
         var result: JSONValue?
         do {
@@ -291,7 +299,6 @@ public enum ScriptRunner {
             var finishRan = false
             if let declared = ctx.sweep {
                 declared.run.release()
-                let progress = ProgressReporter(quiet: o.quiet)
                 let runner = try SweepRunner(
                     spec: declared.spec, root: o.out, seed: o.seed, jobs: o.jobs, shard: o.shard, resume: o.resume,
                     progress: progress, fingerprint: fingerprint,
@@ -303,8 +310,8 @@ public enum ScriptRunner {
                     workerOptions.memoryLimit = max(0, rt.memoryLimit - rt.budgetMemoryUsed) / max(1, o.jobs)
                     workerOptions.outerDeadline = rt.deadlineBound
                 }
-                complete = try runner.run { [workerOptions] _ in
-                    try LuaSweepWorker(options: workerOptions, source: source, chunk: chunk, runner: runner)
+                complete = try runner.run { [workerOptions] w in
+                    try LuaSweepWorker(options: workerOptions, source: source, chunk: chunk, runner: runner, slot: w)
                 }
                 failures = runner.failures()
                 summaryWarnings = runner.summaryWarnings
@@ -525,7 +532,7 @@ final class LuaSweepWorker: SweepWorker {
     let run: LuaFunctionRef
     let cellBudget: LuaBudget
 
-    init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner) throws {
+    init(options o: ScriptRunOptions, source: String, chunk: String, runner: SweepRunner, slot: Int = 0) throws {
         context = ScriptContext(outputDirectory: o.out, runSeed: o.seed, params: o.params, isWorker: true)
         runtime = try ScriptRunner.makeRuntime(o, context)
         if let outer = o.outerDeadline { runtime.bound(deadline: outer.deadline, seconds: outer.seconds) }
@@ -534,6 +541,10 @@ final class LuaSweepWorker: SweepWorker {
             throw ScriptRunError("\(chunk): the script declared a sweep at top level but not when run as a worker (is toymoe.sweep guarded by toymoe.is_worker?)")
         }
         run = declared.run
+        // The cells' trainings feed the sweep's display; the worker's own pass over the top level (above) does not:
+        // the sweep's model-steps are its cells'.
+        context.progress = runner.progress
+        context.progressSlot = slot
         context.onSteps = { [weak runner] n in runner?.addSteps(n) }
         context.trainThreads = max(1, LockstepTrainer.defaultThreads / max(1, o.jobs))
         cellBudget = LuaBudget(
@@ -551,6 +562,7 @@ final class LuaSweepWorker: SweepWorker {
         // Every draw inside the cell derives from the cell's seed: models, data, math.random.
         context.begin(seed: cell.seed)
         context.fileRoot = cell.directory
+        context.progress?.replicateStarted(slot: context.progressSlot)
         runtime.random = RandomStream(seed: cell.seed, path: [LuaRuntime.randomStreamTag])
         // Value names ("table: #N") count from 1 in each cell, whichever cells this worker ran before.
         do { try runtime.resetValueNames() } catch {

@@ -152,53 +152,6 @@ public struct SweepLayout: Sendable {
     public init(root: URL) { self.root = root }
 }
 
-/// Progress on stderr: a rewritten line on a terminal, a plain line every few seconds otherwise.
-public final class ProgressReporter: @unchecked Sendable {
-    let quiet: Bool
-    let tty: Bool
-    let lock = NSLock()
-    var lastPlain = Date.distantPast
-    let start = Date()
-
-    public init(quiet: Bool) {
-        self.quiet = quiet
-        self.tty = isatty(2) != 0
-    }
-
-    public func update(done: Int, total: Int, skipped: Int, steps: Int) {
-        guard !quiet else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        let elapsed = Date().timeIntervalSince(start)
-        let ran = done - skipped
-        let rate = elapsed > 0 ? Double(steps) / elapsed : 0
-        let remaining = total - done
-        let eta = ran > 0 ? elapsed / Double(ran) * Double(remaining) : 0
-        let line = String(
-            format: "cells %d/%d%@  %.0f steps/s  elapsed %@  ETA %@", done, total,
-            skipped > 0 ? " (\(skipped) resumed)" : "", rate, Self.clock(elapsed), ran > 0 ? Self.clock(eta) : "?")
-        if tty {
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
-            if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
-        } else if Date().timeIntervalSince(lastPlain) >= 10 || done == total {
-            lastPlain = Date()
-            FileHandle.standardError.write(Data("\(line)\n".utf8))
-        }
-    }
-
-    public func message(_ text: String) {
-        guard !quiet else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + text + "\n").utf8))
-    }
-
-    static func clock(_ s: Double) -> String {
-        let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
-    }
-}
-
 /// Runs a sweep.
 public final class SweepRunner: @unchecked Sendable {
     public let spec: SweepSpec
@@ -360,7 +313,8 @@ public final class SweepRunner: @unchecked Sendable {
         }
         let skipped = mine.count - pending.count
         let done = skipped
-        progress.update(done: done, total: mine.count, skipped: skipped, steps: 0)
+        progress.beginSweep(cells: pending.count, resumed: skipped, replicates: spec.replicates)
+        defer { progress.endSweep() }
 
         let timingsLog = TimingsLog(url: layout.timings)
         let state = WorkQueue(pending: pending, done: done)
@@ -386,12 +340,9 @@ public final class SweepRunner: @unchecked Sendable {
                         return
                     }
                     let seconds = Date().timeIntervalSince(started)
-                    let finished = state.finish()
+                    _ = state.finish()
                     timingsLog?.append("\(spec.cellID(index)),\(String(format: "%.3f", seconds))\n")
-                    stepsLock.lock()
-                    let steps = stepCount
-                    stepsLock.unlock()
-                    progress.update(done: finished, total: mine.count, skipped: skipped, steps: steps)
+                    progress.cellFinished(slot: w)
                 }
             }
             thread.stackSize = 16 << 20  // Lua recursion and deep Swift frames need more than the 512 KiB default

@@ -41,6 +41,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Silence progress and the script's print output.")
     var quiet = false
 
+    @Option(name: .customLong("progress-interval"), help: "When stderr is not a terminal (logs), seconds between two progress lines (default: $TOYMOE_PROGRESS_INTERVAL, else 30). On a terminal a bar is redrawn in place.")
+    var progressInterval: Double?
+
     @Option(help: "Kernel implementation: auto or simd (the widest SIMD build this CPU runs), scalar (alias naive), simd-baseline, simd-avx2 or simd-avx512 (default: $TOYMOE_KERNELS, else auto). Recorded in provenance.json.")
     var kernels: String?
 
@@ -186,6 +189,9 @@ struct RunCommand: ParsableCommand {
         options.inputs = try parsedInputs()
         options.allowMismatch = allowMismatch
         options.strictParameters = strict
+        do { options.progress = ProgressReporter(options: try ProgressOptions.automatic(quiet: quiet, interval: progressInterval)) } catch {
+            throw ValidationError("\(error)")
+        }
         Interruption.install(
             out: options.out.path,
             advice: resume ? "run the same command again to continue" : "run the same command with --resume to continue")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ToyMoE
 import ToyMoEIO
+import ToyMoELua
 
 /// `toymoe train`: trains one dense or MoE toy model from command-line options and writes its results.
 struct TrainCommand: ParsableCommand {
@@ -84,6 +85,8 @@ struct TrainCommand: ParsableCommand {
     var out: String?
     @Flag(help: "Print nothing but errors.")
     var quiet = false
+    @Option(name: .customLong("progress-interval"), help: "When stderr is not a terminal (logs), seconds between two progress lines (default: $TOYMOE_PROGRESS_INTERVAL, else 30). On a terminal a bar is redrawn in place.")
+    var progressInterval: Double?
 
     @Option(help: "Kernel implementation: auto or simd (the widest SIMD build this CPU runs), scalar (alias naive), simd-baseline, simd-avx2 or simd-avx512 (default: $TOYMOE_KERNELS, else auto). Recorded in provenance.json.")
     var kernels: String?
@@ -202,12 +205,18 @@ struct TrainCommand: ParsableCommand {
         }
         var provenance = Provenance.start(tool: "toymoe train", seed: seed, kernelVariant: KernelVariant.current)
         if !quiet { print("training \(net) for \(training.steps) steps (seed \(seed))...") }
-        let result = trainer.run(hookEvery: max(1, training.steps / 10)) { info, _ in
+        let progress: ProgressReporter
+        do { progress = ProgressReporter(options: try ProgressOptions.automatic(quiet: quiet, interval: progressInterval)) } catch {
+            throw ValidationError("\(error)")
+        }
+        progress.declare(training.steps)
+        let result = trainer.run(hookEvery: max(1, training.steps / 10), hook: { info, _ in
             if !quiet {
-                FileHandle.standardError.write(Data("  step \(info.step): loss \(String(format: "%.6f", info.loss))\n".utf8))
+                progress.message("  step \(info.step): loss \(String(format: "%.6f", info.loss))")
             }
             return .proceed
-        }
+        }, progress: progress.isOff ? nil : { progress.add($0) })
+        progress.endTraining()
         provenance.finish()
 
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)

@@ -1,0 +1,430 @@
+import Foundation
+
+/// How progress is shown on standard error.
+public struct ProgressOptions: Sendable, Equatable {
+    public enum Style: Sendable, Equatable {
+        /// Nothing (`--quiet`).
+        case off
+        /// A bar redrawn in place (`\r`, clear to end of line) at most every `redraw` seconds.
+        case terminal
+        /// A plain line at most every `interval` seconds (logs: SLURM, CI), and a final line.
+        case plain
+    }
+    public var style: Style
+    /// Seconds between two plain lines.
+    public var interval: Double
+    /// Seconds between two redraws of the terminal bar.
+    public var redraw: Double = 0.2
+    /// Work that ends sooner than this shows nothing at all (a script of many tiny trainings stays silent).
+    public var delay: Double = 0.5
+
+    public init(style: Style, interval: Double = ProgressOptions.defaultInterval) {
+        self.style = style
+        self.interval = interval
+    }
+
+    public static let defaultInterval = 30.0
+    /// Seconds between plain lines when `--progress-interval` is not given.
+    public static let environmentVariable = "TOYMOE_PROGRESS_INTERVAL"
+
+    /// Checks a plain-line interval (from the option or the environment variable): a finite number of seconds > 0.
+    public static func parseInterval(_ text: String, source: String) throws -> Double {
+        guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0 else {
+            throw ScriptRunError("\(source): expected a number of seconds greater than 0, got '\(text)'")
+        }
+        return v
+    }
+
+    /// Off when quiet; else a bar when standard error is a terminal, plain lines otherwise. The interval is
+    /// `interval` if given, else `$TOYMOE_PROGRESS_INTERVAL` (refused if malformed), else 30 s.
+    public static func automatic(quiet: Bool, interval: Double? = nil) throws -> ProgressOptions {
+        var seconds = defaultInterval
+        if let interval {
+            seconds = try parseInterval(String(interval), source: "--progress-interval")
+        } else if let text = ProcessInfo.processInfo.environment[environmentVariable] {
+            seconds = try parseInterval(text, source: "$\(environmentVariable)")
+        }
+        if quiet { return ProgressOptions(style: .off, interval: seconds) }
+        return ProgressOptions(style: isatty(2) != 0 ? .terminal : .plain, interval: seconds)
+    }
+}
+
+/// Work done and the estimated total, in model-steps (one optimizer step of one model), and what a line says
+/// about them. Pure arithmetic: no clock, no output.
+public struct ProgressEstimate: Sendable, Equatable {
+    /// Seconds since the work began.
+    public var elapsed: Double
+    /// Model-steps done (finished work plus the steps of work still in flight).
+    public var done: Int
+    /// Estimated model-steps in all (≥ `done`); nil while nothing tells yet.
+    public var total: Int?
+    /// Whether `total` is an estimate (a sweep's cells not yet run) rather than declared work.
+    public var estimated: Bool = false
+    /// For a sweep: cells finished (this run), cells to run (this run), cells finished by earlier runs.
+    public var cells: (done: Int, total: Int, resumed: Int)?
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.elapsed == b.elapsed && a.done == b.done && a.total == b.total && a.estimated == b.estimated
+            && a.cells?.done == b.cells?.done && a.cells?.total == b.cells?.total && a.cells?.resumed == b.cells?.resumed
+    }
+
+    public init(elapsed: Double, done: Int, total: Int?, estimated: Bool = false, cells: (done: Int, total: Int, resumed: Int)? = nil) {
+        self.elapsed = elapsed
+        self.done = done
+        self.total = total.map { Swift.max($0, done) }
+        self.estimated = estimated
+        self.cells = cells
+    }
+
+    /// Model-steps per second so far (0 before any).
+    public var rate: Double { elapsed > 0 ? Double(done) / elapsed : 0 }
+
+    /// Fraction done in [0, 1], nil when the total is unknown.
+    public var fraction: Double? {
+        guard let total, total > 0 else { return nil }
+        return Swift.min(1, Double(done) / Double(total))
+    }
+
+    /// Seconds left at the rate so far; nil until a step is done and a total is known.
+    public var eta: Double? {
+        guard let total, done > 0, elapsed > 0 else { return nil }
+        return Double(total - done) / rate
+    }
+
+    /// `3m07s`, `1h05m`, `12s`.
+    public static func clock(_ seconds: Double) -> String {
+        let t = Int(Swift.max(0, seconds).rounded())
+        if t >= 3600 { return String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) }
+        if t >= 60 { return String(format: "%dm%02ds", t / 60, t % 60) }
+        return "\(t)s"
+    }
+
+    /// `1,234,567`.
+    public static func count(_ n: Int) -> String {
+        let digits = Array(String(Swift.abs(n)))
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return (n < 0 ? "-" : "") + out
+    }
+
+    /// `[#######.............]` for `fraction`, `width` cells inside the brackets.
+    public static func bar(_ fraction: Double?, width: Int) -> String {
+        let filled = Int(((fraction ?? 0) * Double(width)).rounded(.down))
+        return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+    }
+
+    /// The progress line: `label [bar] 34% cells 3/20 12,000/~36,000 model-steps 1,530 steps/s elapsed 8s ETA 16s`
+    /// (the bar only when `barWidth` > 0; `~` marks an estimated total).
+    public func line(label: String, barWidth: Int) -> String {
+        var parts = [label]
+        if barWidth > 0 { parts.append(Self.bar(fraction, width: barWidth)) }
+        if let f = fraction { parts.append(String(format: "%3.0f%%", f * 100)) }
+        if let cells {
+            parts.append("cells \(cells.done + cells.resumed)/\(cells.total + cells.resumed)" + (cells.resumed > 0 ? " (\(cells.resumed) resumed)" : ""))
+        }
+        parts.append(Self.count(done) + "/" + (total.map { (estimated ? "~" : "") + Self.count($0) } ?? "?") + " model-steps")
+        parts.append(Self.count(Int(rate.rounded())) + " steps/s")
+        parts.append("elapsed " + Self.clock(elapsed))
+        parts.append("ETA " + (eta.map(Self.clock) ?? "?"))
+        return parts.joined(separator: "  ")
+    }
+
+    /// Whether the work ended before all of it was done (an error, a deadline, an interruption).
+    public var unfinished: Bool {
+        if let cells { return cells.done < cells.total }
+        return total.map { done < $0 } ?? false
+    }
+
+    /// The closing line: `sweep done: 20 cells, 24,000 model-steps in 1m12s (333 steps/s)`; `stopped` instead of
+    /// `done` when the work ended unfinished.
+    public func finalLine(label: String) -> String {
+        var text = "\(label) \(unfinished ? "stopped" : "done"): "
+        if let cells { text += "\(cells.done) cells" + (cells.resumed > 0 ? " (+\(cells.resumed) resumed)" : "") + ", " }
+        return text + "\(Self.count(done)) model-steps in \(Self.clock(elapsed)) (\(Self.count(Int(rate.rounded()))) steps/s)"
+    }
+}
+
+/// A sweep's work in model-steps, as far as it is known while it runs. A cell's steps are known only once its
+/// trainings start (each declares models × steps) or once it finishes (steps actually run, early stops
+/// included). The total is therefore estimated: finished cells count their actual steps; every other cell counts
+/// the mean of the finished cells (before any finished: the mean over running cells of what their first
+/// replicates declared, times the replicates); a running cell counts at least what it has done. Steps of running
+/// cells count as done right away, so the rate, and with it the ETA, move within a cell.
+public struct SweepWork: Sendable, Equatable {
+    public struct Slot: Sendable, Equatable {
+        public var done = 0
+        /// Model-steps the cell's first replicate declared (later replicates repeat its trainings).
+        public var declared = 0
+        public var replicatesStarted = 0
+        public init() {}
+    }
+    /// Cells this run has to train (finished cells of earlier runs excluded).
+    public var cellsTotal: Int
+    public var replicates: Int
+    public var cellsFinished = 0
+    public var finishedSteps = 0
+    /// Work of cells in flight, by worker.
+    public var slots: [Int: Slot] = [:]
+
+    public init(cellsTotal: Int, replicates: Int) {
+        self.cellsTotal = cellsTotal
+        self.replicates = Swift.max(1, replicates)
+    }
+
+    public var done: Int { finishedSteps + slots.values.reduce(0) { $0 + $1.done } }
+
+    /// Estimated model-steps of one cell; nil while nothing tells.
+    public var stepsPerCell: Double? {
+        if cellsFinished > 0 { return Double(finishedSteps) / Double(cellsFinished) }
+        let guesses = slots.values.filter { $0.declared > 0 }.map { Double($0.declared) * Double(replicates) }
+        return guesses.isEmpty ? nil : guesses.reduce(0, +) / Double(guesses.count)
+    }
+
+    /// Estimated model-steps of this run's cells in all (see the type's description); nil while nothing tells.
+    public var total: Int? {
+        guard let perCell = stepsPerCell else { return nil }
+        let running = slots.values.filter { $0.replicatesStarted > 0 || $0.done > 0 }
+        let notStarted = Swift.max(0, cellsTotal - cellsFinished - running.count)
+        let inFlight = running.reduce(0.0) { $0 + Swift.max(perCell, Double($1.done)) }
+        return Int((Double(finishedSteps) + inFlight + Double(notStarted) * perCell).rounded())
+    }
+
+    public mutating func declare(_ steps: Int, slot: Int) {
+        var s = slots[slot, default: Slot()]
+        if s.replicatesStarted <= 1 { s.declared += steps }
+        slots[slot] = s
+    }
+    public mutating func add(_ steps: Int, slot: Int) { slots[slot, default: Slot()].done += steps }
+    public mutating func replicateStarted(slot: Int) { slots[slot, default: Slot()].replicatesStarted += 1 }
+    public mutating func cellFinished(slot: Int) {
+        let s = slots.removeValue(forKey: slot) ?? Slot()
+        cellsFinished += 1
+        finishedSteps += s.done
+    }
+}
+
+/// Progress of long work on standard error, one display for the whole process: the trainings of a script's
+/// top level (`toymoe.train`, `toymoe.train_many`, `toymoe train`) or a sweep's cells, whose trainings feed the
+/// sweep's display (never a nested one). Thread-safe: workers report from their threads; lines never interleave.
+/// Work is counted in model-steps; trainers report in strides (`Trainer.progressStride`), and output is
+/// rate-limited (a bar at most every `redraw` s, a plain line at most every `interval` s), so the cost is a lock
+/// and a clock read per stride. It only writes to standard error: results never depend on it.
+public final class ProgressReporter: @unchecked Sendable {
+    public let options: ProgressOptions
+    let sink: @Sendable (String) -> Void
+    let now: @Sendable () -> Double
+    let lock = NSLock()
+    /// Columns of the terminal (the bar line is cut to fit, or `\r` could not redraw a wrapped line).
+    let columns: Int
+
+    var label = "train"
+    var workStart: Double
+    var lastDraw: Double
+    /// Something was drawn for the current work (then it gets a closing line).
+    var shown = false
+    /// A bar is on the terminal without its newline (a message first clears it).
+    var barVisible = false
+    var sweep: SweepWork?
+    var resumed = 0
+    var topDone = 0
+    var topDeclared = 0
+
+    /// Progress as `toymoe run` shows it by default: off when quiet, a bar on a terminal, plain lines otherwise.
+    public convenience init(quiet: Bool) {
+        let options = (try? ProgressOptions.automatic(quiet: quiet))
+            ?? ProgressOptions(style: quiet ? .off : (isatty(2) != 0 ? .terminal : .plain))
+        self.init(options: options)
+    }
+
+    /// - Parameters:
+    ///   - sink: receives the text to write (default: standard error), under the reporter's lock.
+    ///   - clock: monotonic seconds (tests pass their own).
+    public init(
+        options: ProgressOptions, columns: Int? = nil, sink: (@Sendable (String) -> Void)? = nil,
+        clock: (@Sendable () -> Double)? = nil
+    ) {
+        self.options = options
+        self.sink = sink ?? { FileHandle.standardError.write(Data($0.utf8)) }
+        self.now = clock ?? { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        self.columns = columns ?? Self.terminalColumns()
+        workStart = self.now()
+        lastDraw = workStart
+    }
+
+    static func terminalColumns() -> Int {
+        var size = winsize()
+        if ioctl(2, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 20 { return Int(size.ws_col) }
+        return 100
+    }
+
+    public var isOff: Bool { options.style == .off }
+
+    // MARK: - Reports
+
+    /// A training is about to run `steps` model-steps (models × steps) on worker `slot` (0 at top level).
+    public func declare(_ steps: Int, slot: Int = 0) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if sweep != nil {
+            sweep!.declare(steps, slot: slot)
+        } else {
+            if topDeclared == 0 && topDone == 0 { begin(label: "train") }
+            topDeclared += steps
+        }
+        draw(force: false)
+    }
+
+    /// `steps` more model-steps done on worker `slot` (called by trainers every stride; cheap).
+    public func add(_ steps: Int, slot: Int = 0) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if sweep != nil { sweep!.add(steps, slot: slot) } else { topDone += steps }
+        draw(force: false)
+    }
+
+    /// A top-level training ended: its closing line if anything was shown, and the next one starts afresh.
+    /// `finished`: it returned its result (an early stop or a divergence ends it too: its work is what it did);
+    /// false when an error (a deadline) cut it short, then the line says `stopped`.
+    public func endTraining(finished: Bool = true) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        guard sweep == nil else { return }
+        if finished { topDeclared = topDone }
+        close()
+        topDone = 0
+        topDeclared = 0
+    }
+
+    /// A sweep starts: `cells` to run now, `resumed` finished before, `replicates` per cell.
+    public func beginSweep(cells: Int, resumed: Int, replicates: Int) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        begin(label: "sweep")
+        sweep = SweepWork(cellsTotal: cells, replicates: replicates)
+        self.resumed = resumed
+    }
+
+    /// Worker `slot` starts a replicate of its cell (the first one starts the cell).
+    public func replicateStarted(slot: Int) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        sweep?.replicateStarted(slot: slot)
+    }
+
+    /// Worker `slot` finished its cell.
+    public func cellFinished(slot: Int) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        sweep?.cellFinished(slot: slot)
+        draw(force: false)
+    }
+
+    /// The sweep ended (complete or not): its closing line.
+    public func endSweep() {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        guard sweep != nil else { return }
+        shown = true  // a sweep always closes with its line
+        close()
+        sweep = nil
+    }
+
+    /// A line of its own (e.g. a warning), clearing the bar first so the two do not share a line.
+    public func message(_ text: String) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        clearBar()
+        sink(text + "\n")
+    }
+
+    /// Clears the bar before other output reaches the same terminal (a script's `print`).
+    public func clearForOutput() {
+        guard options.style == .terminal else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        clearBar()
+    }
+
+    /// The current estimate (for tests and the closing line).
+    public var estimate: ProgressEstimate {
+        lock.lock()
+        defer { lock.unlock() }
+        return currentEstimate(at: now())
+    }
+
+    // MARK: - Drawing (under the lock)
+
+    func begin(label: String) {
+        clearBar()
+        self.label = label
+        workStart = now()
+        lastDraw = workStart
+        shown = false
+    }
+
+    func currentEstimate(at t: Double) -> ProgressEstimate {
+        if let sweep {
+            return ProgressEstimate(
+                elapsed: t - workStart, done: sweep.done, total: sweep.total, estimated: true,
+                cells: (sweep.cellsFinished, sweep.cellsTotal, resumed))
+        }
+        return ProgressEstimate(elapsed: t - workStart, done: topDone, total: topDeclared > 0 ? topDeclared : nil)
+    }
+
+    func draw(force: Bool) {
+        let t = now()
+        guard force || t - workStart >= options.delay else { return }
+        switch options.style {
+        case .off: return
+        case .terminal:
+            guard force || t - lastDraw >= options.redraw || !shown else { return }
+            var line = currentEstimate(at: t).line(label: label, barWidth: 20)
+            if line.count > columns - 1 { line = String(line.prefix(columns - 1)) }
+            sink("\r\u{1B}[K" + line)
+            barVisible = true
+        case .plain:
+            guard force || t - lastDraw >= options.interval else { return }
+            sink(currentEstimate(at: t).line(label: label, barWidth: 0) + "\n")
+        }
+        lastDraw = t
+        shown = true
+    }
+
+    func clearBar() {
+        if barVisible {
+            sink("\r\u{1B}[K")
+            barVisible = false
+        }
+    }
+
+    func close() {
+        guard shown else { return }
+        clearBar()
+        sink(currentEstimate(at: now()).finalLine(label: label) + "\n")
+        shown = false
+    }
+}
+
+extension Bindings {
+    /// Declares a training's model-steps to the progress display and returns the trainer's stride callback (nil
+    /// when progress is off: the trainer then does no progress work at all) and what to call when it ends (a
+    /// top-level training closes its line; in a sweep the cell's trainings feed the sweep's display).
+    static func progressReporting(_ ctx: ScriptContext, modelSteps: Int) -> (progress: (@Sendable (Int) -> Void)?, end: (Bool) -> Void) {
+        guard let reporter = ctx.progress, !reporter.isOff else { return (nil, { _ in }) }
+        let slot = ctx.progressSlot
+        reporter.declare(modelSteps, slot: slot)
+        let end: (Bool) -> Void = ctx.isWorker ? { _ in } : { reporter.endTraining(finished: $0) }
+        return ({ n in reporter.add(n, slot: slot) }, end)
+    }
+}
