@@ -45,7 +45,16 @@ public struct ProgressOptions: Sendable, Equatable {
             seconds = try parseInterval(text, source: "$\(environmentVariable)")
         }
         if quiet { return ProgressOptions(style: .off, interval: seconds) }
-        return ProgressOptions(style: isatty(2) != 0 ? .terminal : .plain, interval: seconds)
+        var options = ProgressOptions(style: isatty(2) != 0 ? .terminal : .plain, interval: seconds)
+        // How long work must last before it shows: the tests set 0 so that their short runs always show progress
+        // whatever the machine's speed (undocumented for users: 0.5 s keeps tiny trainings quiet).
+        if let text = ProcessInfo.processInfo.environment["TOYMOE_PROGRESS_DELAY"] {
+            guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0 else {
+                throw ScriptRunError("$TOYMOE_PROGRESS_DELAY: expected a number of seconds ≥ 0, got '\(text)'")
+            }
+            options.delay = v
+        }
+        return options
     }
 }
 

@@ -102,7 +102,9 @@ import ToyMoEIO
         #expect(r.status == 1, "exit \(r.status): \(r.stderr.prefix(800))")
         #expect(r.stderr.contains("time limit of 0.5 s exceeded"), "\(r.stderr.prefix(800))")
         #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/o/result.json"))
-        #expect(r.seconds < 2, "took \(r.seconds) s")
+        // The child loops forever without the limit; 3 s leaves room for two process starts on a loaded machine
+        // (2.04 s was seen in a whole-suite run).
+        #expect(r.seconds < 3, "took \(r.seconds) s")
     }
 
     @Test("a phase that stays within its limits is unaffected (same result as without limits)")
