@@ -1,7 +1,7 @@
 import Foundation
 import ToyMoEKernels
 
-/// The synthetic data distribution and the per-feature loss weights (SPEC §4).
+/// The synthetic data distribution and the per-feature loss weights (docs/PAPER.md#data).
 ///
 /// x_i = u_i if r_i ≤ p_i else 0, with u_i, r_i ~ U[0, 1), independently per sample and feature, fresh every step.
 /// The reconstruction target is |x| = x. `importance` weights feature i's squared error. `inputScale`, if set,
@@ -29,7 +29,7 @@ public struct DataDistribution: Sendable, Equatable, Codable {
             importance: importance ?? [Float](repeating: 1, count: n))
     }
 
-    /// How the phase-change "relative importance" r of the last feature enters (SPEC §4, §9.1).
+    /// How the phase-change "relative importance" r of the last feature enters (docs/PAPER.md#data, docs/PAPER.md#disagreements).
     public enum RelativeImportanceMode: String, Sendable, Codable, CaseIterable {
         /// The authors' code: importance = (1, …, 1, r), inputs unscaled. The default.
         case lossWeight = "loss_weight"

@@ -1,6 +1,6 @@
 import ToyMoEKernels
 
-/// How one tensor is initialized (SPEC §3.6).
+/// How one tensor is initialized (docs/PAPER.md#initialization).
 public enum TensorInit: Sendable, Equatable {
     /// PyTorch `xavier_normal_` (gain 1): N(0, σ²), σ = gain·√(2 / (fan_in + fan_out)) with PyTorch's fan
     /// convention (see `Initialization.xavierSigma`).
@@ -29,7 +29,7 @@ public enum TensorInit: Sendable, Equatable {
 }
 
 /// Initialization of all three tensors. `overlayGate` writes the router pattern (diagonal/K-hot) on top of a
-/// Xavier-initialized gate instead of zeroing first: the "old ES" quirk of the authors' notebooks (SPEC §3.6).
+/// Xavier-initialized gate instead of zeroing first: the "old ES" quirk of the authors' notebooks (docs/PAPER.md#initialization).
 public struct Initialization: Sendable, Equatable {
     public var W: TensorInit
     public var bFinal: TensorInit

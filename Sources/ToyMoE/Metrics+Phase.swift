@@ -1,17 +1,17 @@
-// Phase-diagram metrics (SPEC §6.10, §10 R5, App. B.2/B.3): the class of the last feature of one expert per cell,
+// Phase-diagram metrics (docs/PAPER.md#phase-colours, docs/PAPER.md#fig4): the class of the last feature of one expert per cell,
 // and the blue/red/white colour map of Fig. 4.
 
 extension Metrics {
-    /// Class of one feature in a phase-diagram cell (SPEC §10 R5, App. B.2).
+    /// Class of one feature in a phase-diagram cell (docs/PAPER.md#fig4).
     public enum FeaturePhase: String, Sendable, Codable, CaseIterable {
-        /// ‖W_i‖ < 0.1 (`.` in App. B.2).
+        /// ‖W_i‖ < 0.1 (`.` in docs/PAPER.md#fig4).
         case ignored
         /// Represented and Σ_{j≠i} (Ŵ_i · W_j)² ≤ 0.1 (`M`).
         case monosemantic
         /// Represented and Σ_{j≠i} (Ŵ_i · W_j)² > 0.1 (`S`).
         case superposed
 
-        /// The one-character symbol of App. B.2.
+        /// The one-character symbol of docs/PAPER.md#fig4.
         public var symbol: Character {
             switch self {
             case .ignored: return "."
@@ -22,7 +22,7 @@ extension Metrics {
     }
 
     /// Classifies feature `feature` (default: the last, i = n − 1, whose importance r the phase sweep varies) of one
-    /// expert W (SPEC §10 R5): ignored if ‖W_i‖ < normThreshold (strict), else superposed if
+    /// expert W (docs/PAPER.md#fig4): ignored if ‖W_i‖ < normThreshold (strict), else superposed if
     /// Σ_{j≠i} (Ŵ_i · W_j)² > superpositionThreshold (strict; Ŵ without ε), else monosemantic. Both thresholds
     /// default to 0.1. A zero row is ignored (so its undefined Ŵ never matters). Traps on an empty W or a bad index.
     public static func classifyFeature(
@@ -46,7 +46,7 @@ extension Metrics {
         }
     }
 
-    /// Colour of one phase-diagram cell (SPEC §6.10) from its normalized norm y and normalized superposition x,
+    /// Colour of one phase-diagram cell (docs/PAPER.md#phase-colours) from its normalized norm y and normalized superposition x,
     /// both clipped to [0, 1]: R = y·x + (1 − y), G = 1 − y, B = y·(1 − x) + (1 − y).
     /// y = 0 is white (ignored); y = 1, x = 0 is blue (monosemantic); y = 1, x = 1 is red (superposed).
     public static func phaseColor(normFraction y: Double, superpositionFraction x: Double) -> RGB {
@@ -55,9 +55,9 @@ extension Metrics {
         return RGB(red: y * x + (1 - y), green: 1 - y, blue: y * (1 - x) + (1 - y))
     }
 
-    /// Phase-diagram colour map of one expert's panel (SPEC §6.10).
+    /// Phase-diagram colour map of one expert's panel (docs/PAPER.md#phase-colours).
     ///
-    /// `norms[s][r]` = ‖W_last‖ and `superposition[s][r]` = s_last (§6.3, self term included) per cell (rows are
+    /// `norms[s][r]` = ‖W_last‖ and `superposition[s][r]` = s_last (docs/PAPER.md#phase-score, self term included) per cell (rows are
     /// sparsity S, columns r). Each grid is divided by **this panel's** maximum and clipped to [0, 1], then coloured
     /// by `phaseColor`. Conventions for degenerate panels: non-finite entries (e.g. the NaN of the Aug-2025 score)
     /// are treated as 0, and a grid whose maximum is ≤ 0 normalizes to all zeros (an all-ignored panel is white).

@@ -1,10 +1,10 @@
-// Router-dependent metrics (SPEC §6.5–6.8, §7.7): MoE features per dimension, global feature dimensionality,
+// Router-dependent metrics (docs/PAPER.md#features-per-dimension–6.8, docs/PAPER.md#fig5): MoE features per dimension, global feature dimensionality,
 // expert usage (Table 1), router statistics and the 2-D routing map.
 //
 // Routing always goes through `Model.route`, i.e. the engine's own Float32 softmax and top-k with the model's tie
 // rule, so an analysis sees exactly the routing the training loop saw. "Argmax" below means the first expert that
 // top-k selects (`selected[b·k + 0]`): the highest router probability, ties broken by the model's `tieBreak` (lowest
-// index by default, SPEC §3.4), whatever k is.
+// index by default, docs/PAPER.md#ties), whatever k is.
 //
 // Sampled metrics take the `RandomStream` as `inout`, so a caller that passes `RandomStream(seed:path:)` (e.g. with
 // `StreamPurpose.analysis`) gets reproducible numbers; the draw order of each function is documented.
@@ -54,10 +54,10 @@ extension Metrics {
     }
 }
 
-// MARK: - §6.5 MoE features per dimension
+// MARK: - docs/PAPER.md#features-per-dimension MoE features per dimension
 
 extension Metrics {
-    /// Which per-expert weight p_e enters FPD_MoE (SPEC §6.5, §9.6). Both agree for k = 1.
+    /// Which per-expert weight p_e enters FPD_MoE (docs/PAPER.md#features-per-dimension, docs/PAPER.md#disagreements). Both agree for k = 1.
     public enum ExpertWeighting: String, Sendable, Codable, CaseIterable {
         /// p̄_e = mean over samples of the renormalized gate g_e(x) (0 when e is not selected), Σ_e p̄_e = 1:
         /// the authors' code, which produced the published curves. The default.
@@ -84,7 +84,7 @@ extension Metrics {
         return batch == 0 ? w : w.map { $0 / Double(batch) }
     }
 
-    /// MoE features per dimension (SPEC §6.5, Fig. 3): FPD_MoE = (1/k) · Σ_e p_e · ‖W^(e)‖_F² / m, with p_e
+    /// MoE features per dimension (docs/PAPER.md#features-per-dimension, Fig. 3): FPD_MoE = (1/k) · Σ_e p_e · ‖W^(e)‖_F² / m, with p_e
     /// estimated on `samples` fresh inputs from `distribution` (the training distribution; default N = 1024).
     ///
     /// Draws: one batch of `samples` from `rng`. For E = 1 (p = [1], k = 1) this is exactly the dense ‖W‖_F²/m
@@ -102,10 +102,10 @@ extension Metrics {
     }
 }
 
-// MARK: - §6.6 Global feature dimensionality
+// MARK: - docs/PAPER.md#global-dimensionality Global feature dimensionality
 
 extension Metrics {
-    /// The four weightings of the global (cross-expert) dimensionality D_i^glob = Σ_e w_i^(e) D_i^(e) (SPEC §6.6).
+    /// The four weightings of the global (cross-expert) dimensionality D_i^glob = Σ_e w_i^(e) D_i^(e) (docs/PAPER.md#global-dimensionality).
     public enum GlobalWeighting: String, Sendable, Codable, CaseIterable {
         /// (a) w^(e) = u_e, the fraction of samples whose argmax expert is e (top-1 regardless of k). The authors'
         /// final variant (`global_feat_dims.py`). Default N = 4096.
@@ -134,7 +134,7 @@ extension Metrics {
         public var weighting: GlobalWeighting
         /// D_i^glob, n values.
         public var perFeature: [Double]
-        /// D_i^(e) (guarded, §6.4), [e][i].
+        /// D_i^(e) (guarded, docs/PAPER.md#feature-dimensionality), [e][i].
         public var perExpert: [[Double]]
         /// w_i^(e), [e][i] (constant over i for usage and probability weighting).
         public var weights: [[Double]]
@@ -157,7 +157,7 @@ extension Metrics {
         return (0..<n).map { i in (0..<D.count).reduce(0) { $0 + w[$1][i] * D[$1][i] } }
     }
 
-    /// Specialization weights S_i^(e) = ‖W_i^(e)‖² / Σ_e' ‖W_i^(e')‖², [e][i] (SPEC §6.6 c). Σ_e S_i^(e) = 1 for
+    /// Specialization weights S_i^(e) = ‖W_i^(e)‖² / Σ_e' ‖W_i^(e')‖², [e][i] (docs/PAPER.md#global-dimensionality c). Σ_e S_i^(e) = 1 for
     /// every feature with a nonzero row somewhere; a feature that is exactly zero in every expert gets S = 0
     /// (0/0 defined as 0).
     public static func specializationWeights(_ experts: [[[Double]]]) -> [[Double]] {
@@ -204,7 +204,7 @@ extension Metrics {
         return joint.map { row in (0..<n).map { i in occurs[i] > 0 ? row[i] / occurs[i] : 0 } }
     }
 
-    /// Global feature dimensionality D_i^glob = Σ_e w_i^(e) D_i^(e) of a model (SPEC §6.6), D^(e) guarded (§6.4).
+    /// Global feature dimensionality D_i^glob = Σ_e w_i^(e) D_i^(e) of a model (docs/PAPER.md#global-dimensionality), D^(e) guarded (docs/PAPER.md#feature-dimensionality).
     ///
     /// Draws: one batch of `samples` (default `weighting.defaultSamples`: 4096 for usage/probability, 1024 for
     /// feature-conditional) from `distribution` (the training distribution); nothing for specialization (the rng
@@ -240,16 +240,16 @@ extension Metrics {
             weights: weights, samples: drawn)
     }
 
-    /// "Number of features represented" (SPEC §6.6): #{i : D_i^glob > threshold}, strict, default 0.05.
+    /// "Number of features represented" (docs/PAPER.md#global-dimensionality): #{i : D_i^glob > threshold}, strict, default 0.05.
     public static func featuresRepresented(_ globalDimensionality: [Double], threshold: Double = 0.05) -> Int {
         globalDimensionality.filter { $0 > threshold }.count
     }
 }
 
-// MARK: - §6.7 Expert usage and specialization (Table 1)
+// MARK: - docs/PAPER.md#expert-usage Expert usage and specialization (Table 1)
 
 extension Metrics {
-    /// The base inputs of the usage conditions "unchanged" and "clamped" (SPEC §6.7).
+    /// The base inputs of the usage conditions "unchanged" and "clamped" (docs/PAPER.md#expert-usage).
     public enum UsageBase: String, Sendable, Codable, CaseIterable {
         /// Dense inputs U[0,1)^n (p = 1): the authors' quirk, which produced the published Table 1. The default.
         case dense
@@ -257,7 +257,7 @@ extension Metrics {
         case training
     }
 
-    /// Usage of one expert under the three conditions of Table 1 (SPEC §6.7).
+    /// Usage of one expert under the three conditions of Table 1 (docs/PAPER.md#expert-usage).
     public struct ExpertUsage: Sendable, Equatable, Codable {
         /// Expert index e.
         public var expert: Int
@@ -284,7 +284,7 @@ extension Metrics {
         }
     }
 
-    /// Expert usage of a model under the three conditions of Table 1 (SPEC §6.7), one entry per expert.
+    /// Expert usage of a model under the three conditions of Table 1 (docs/PAPER.md#expert-usage), one entry per expert.
     ///
     /// * M_e = `monosemanticFeatures(W^(e), threshold:, minimumNorm:)`, by default {i : q_i < 0.2} with no norm
     ///   threshold, as the authors did.
@@ -381,7 +381,7 @@ extension Metrics {
         groupByMonosemanticCount(models: [experts])
     }
 
-    /// Table 1 aggregation (SPEC §6.7, §7.9): groups the experts of several models by |M_e|, skipping |M_e| = 0,
+    /// Table 1 aggregation (docs/PAPER.md#expert-usage, docs/PAPER.md#table1): groups the experts of several models by |M_e|, skipping |M_e| = 0,
     /// ascending by |M_e|. For each group: the pooled expert count and mean/std usage per condition, and the
     /// mean/std over models of the per-model count and of the per-model mean usage. Missing (nil) clamped or
     /// only-active values, which `expertUsage` never produces for |M_e| ≥ 1, count as NaN.
@@ -418,10 +418,10 @@ extension Metrics {
     }
 }
 
-// MARK: - §6.8 Router statistics
+// MARK: - docs/PAPER.md#router-statistics Router statistics
 
 extension Metrics {
-    /// Mean router probabilities without and with data (SPEC §6.8).
+    /// Mean router probabilities without and with data (docs/PAPER.md#router-statistics).
     public struct RouterStatistics: Sendable, Equatable, Codable {
         /// Mean π_e under dense uniform inputs U[0,1)^n ("without data").
         public var meanProbabilitiesDense: [Double]
@@ -434,7 +434,7 @@ extension Metrics {
         public var samples: Int
     }
 
-    /// The authors' "uniformity" of a probability vector (SPEC §6.8): var(p) / ((1 − 1/E)² (E − 1)/E), with the
+    /// The authors' "uniformity" of a probability vector (docs/PAPER.md#router-statistics): var(p) / ((1 − 1/E)² (E − 1)/E), with the
     /// population variance over the E entries. 0 means perfectly uniform.
     ///
     /// The normalization is off: var of a one-hot vector is (E − 1)/E², so a one-hot gives E/(E − 1)², not 1
@@ -446,7 +446,7 @@ extension Metrics {
         return variance * variance / ((1 - 1 / E) * (1 - 1 / E) * (E - 1) / E)
     }
 
-    /// Router statistics of a model (SPEC §6.8) over `samples` inputs each (default N = 10,000).
+    /// Router statistics of a model (docs/PAPER.md#router-statistics) over `samples` inputs each (default N = 10,000).
     ///
     /// Draws, in order: `samples` dense inputs U[0,1)^n, then `samples` from `distribution`. Throws on a
     /// non-positive count or a distribution that does not fit the model.
@@ -467,7 +467,7 @@ extension Metrics {
     }
 }
 
-// MARK: - Routing map (Fig. 5, SPEC §7.7)
+// MARK: - Routing map (Fig. 5, docs/PAPER.md#fig5)
 
 extension Metrics {
     /// Top-1 expert over a G × G grid of two input features.
@@ -487,7 +487,7 @@ extension Metrics {
         public func expert(row r: Int, column c: Int) -> Int { experts[r * gridSize + c] }
     }
 
-    /// Routing map of Fig. 5 (SPEC §7.7): the argmax expert at every point of a G × G grid over [0,1]² (default
+    /// Routing map of Fig. 5 (docs/PAPER.md#fig5): the argmax expert at every point of a G × G grid over [0,1]² (default
     /// 100 × 100). x_first = linspace(0,1,G)[column], x_second = linspace(0,1,G)[row], every other feature 0;
     /// values are converted to Float for the router. Ties (x = 0 at the origin, the diagonal of a diagonal gate)
     /// follow the model's tie rule. G = 1 is the single point (0, 0).

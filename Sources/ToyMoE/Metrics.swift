@@ -1,10 +1,10 @@
-// Metrics of the toy models (SPEC §6): per-expert geometry on plain matrices.
+// Metrics of the toy models (docs/PAPER.md#metrics): per-expert geometry on plain matrices.
 //
 // Conventions used throughout the `Metrics` namespace:
 // * A weight matrix W is `[[Double]]` with one row per feature: W[i] is feature i's m-vector W_i (n × m, the code's
 //   storage order; the paper writes the transpose). Every row must have the same length (precondition).
 // * Ŵ_i = W_i / ‖W_i‖. Which normalization (with ε, without ε, guarded) differs between the authors' metrics, and
-//   each function states the one it reproduces, because the published figures depend on these details (§9.7).
+//   each function states the one it reproduces, because the published figures depend on these details (docs/PAPER.md#disagreements).
 // * Everything is computed in Double. Model weights are Float32; `Model.expertMatrices()` widens them.
 //
 // The sampled, router-dependent metrics are in Metrics+Routing.swift; the phase-diagram classifier and colour map
@@ -16,11 +16,11 @@ import Glibc
 import Darwin
 #endif
 
-/// Namespace for the analysis metrics of SPEC §6. Caseless: it only groups static functions and result types.
+/// Namespace for the analysis metrics of docs/PAPER.md#metrics Caseless: it only groups static functions and result types.
 public enum Metrics {
-    /// ε of the interference normalization W_i / (ε + ‖W_i‖) (SPEC §6.2).
+    /// ε of the interference normalization W_i / (ε + ‖W_i‖) (docs/PAPER.md#polysemanticity).
     public static let interferenceEpsilon = 1e-5
-    /// Norm (and denominator) guard of the feature-dimensionality helper (SPEC §6.4).
+    /// Norm (and denominator) guard of the feature-dimensionality helper (docs/PAPER.md#feature-dimensionality).
     public static let dimensionalityGuard = 1e-8
 
     /// Optional cancellation of the O(n²·m) metrics (gram, interference, polysemanticity, superposition, feature
@@ -98,10 +98,10 @@ extension Metrics {
     }
 }
 
-// MARK: - §6.1 Feature norm
+// MARK: - docs/PAPER.md#feature-norm Feature norm
 
 extension Metrics {
-    /// Feature norms ‖W_i‖₂ (SPEC §6.1): the bar heights of Figs. 1, 2 and 6 and the "L2 norm" axis of the
+    /// Feature norms ‖W_i‖₂ (docs/PAPER.md#feature-norm): the bar heights of Figs. 1, 2 and 6 and the "L2 norm" axis of the
     /// phase-diagram colour. Not squared.
     /// - Parameter W: n × m, rows are features.
     /// - Returns: n values ≥ 0.
@@ -117,10 +117,10 @@ extension Metrics {
     }
 }
 
-// MARK: - §6.2 Interference and polysemanticity
+// MARK: - docs/PAPER.md#polysemanticity Interference and polysemanticity
 
 extension Metrics {
-    /// Interference matrix (SPEC §6.2, Elhage style, as the authors' bar-colour code computes it):
+    /// Interference matrix (docs/PAPER.md#polysemanticity, Elhage style, as the authors' bar-colour code computes it):
     /// ι_ij = (W_i / (1e-5 + ‖W_i‖)) · W_j for j ≠ i, and ι_ii = 0.
     ///
     /// The ε keeps zero rows finite (their row of ι is 0) and makes ι slightly smaller than the cosine-weighted
@@ -140,7 +140,7 @@ extension Metrics {
         return iota
     }
 
-    /// Polysemanticity q_i = sqrt(Σ_{j≠i} ι_ij²) (SPEC §6.2): the L2 norm of row i of `interference(W)`, **not** the
+    /// Polysemanticity q_i = sqrt(Σ_{j≠i} ι_ij²) (docs/PAPER.md#polysemanticity): the L2 norm of row i of `interference(W)`, **not** the
     /// squared sum (Elhage's text defines the square; the authors' bars and Table 1 use the root).
     ///
     /// Edge case: a feature with ‖W_i‖ ≪ 1e-5 gets q ≈ 0, i.e. it looks monosemantic. The authors apply no norm
@@ -156,7 +156,7 @@ extension Metrics {
     }
 
     /// Indices of the monosemantic features: {i : q_i < threshold} (strict), optionally also requiring
-    /// ‖W_i‖ > minimumNorm (strict). This is M_e of Table 1 (SPEC §6.7) when `minimumNorm` is nil, the authors'
+    /// ‖W_i‖ > minimumNorm (strict). This is M_e of Table 1 (docs/PAPER.md#expert-usage) when `minimumNorm` is nil, the authors'
     /// criterion, which also counts ignored (near-zero) features because their q is ≈ 0.
     /// - Parameters:
     ///   - W: n × m, rows are features.
@@ -173,7 +173,7 @@ extension Metrics {
         }
     }
 
-    /// Both monosemantic counts the SPEC asks for (§6.2): the authors' count without a norm threshold, and the
+    /// Both monosemantic counts docs/PAPER.md describes (docs/PAPER.md#polysemanticity): the authors' count without a norm threshold, and the
     /// count restricted to features with ‖W_i‖ > `normThreshold`.
     public struct MonosemanticCount: Sendable, Equatable, Codable {
         /// #{i : q_i < threshold}: the code's count (includes ignored, near-zero features).
@@ -186,7 +186,7 @@ extension Metrics {
         public var normThreshold: Double
     }
 
-    /// Counts monosemantic features with and without a norm threshold (SPEC §6.2).
+    /// Counts monosemantic features with and without a norm threshold (docs/PAPER.md#polysemanticity).
     /// - Parameters:
     ///   - W: n × m, rows are features.
     ///   - threshold: q cut-off (strict), default 0.2 (Table 1).
@@ -201,7 +201,7 @@ extension Metrics {
     }
 }
 
-// MARK: - §6.3 Superposition score
+// MARK: - docs/PAPER.md#phase-score Superposition score
 
 extension Metrics {
     /// Unit rows Ŵ_i = W_i / ‖W_i‖ without ε; a row whose norm is ≤ `zeroBelow` becomes the zero vector.
@@ -228,7 +228,7 @@ extension Metrics {
         }
     }
 
-    /// Phase-diagram superposition score (SPEC §6.3, `phase_change.ipynb`, release version):
+    /// Phase-diagram superposition score (docs/PAPER.md#phase-score, `phase_change.ipynb`, release version):
     /// s_i = Σ_j (Ŵ_i · W_j)² **including j = i**, i.e. ‖W_i‖² + Σ_{j≠i} (Ŵ_i · W_j)².
     ///
     /// Ŵ_i has no ε. A row with ‖W_i‖ = 0 exactly gets s_i = 0 (the release behaviour; the Aug-2025 notebook
@@ -240,8 +240,8 @@ extension Metrics {
     }
 
     /// Superposition without the self term: Σ_{j≠i} (Ŵ_i · W_j)² (Ŵ without ε, 0 for a zero row). This is the
-    /// quantity the phase-map classifier thresholds at 0.1 (SPEC §10 R5, App. B.2) and equals q_i² up to the ε of
-    /// §6.2.
+    /// quantity the phase-map classifier thresholds at 0.1 (docs/PAPER.md#fig4) and equals q_i² up to the ε of
+    /// docs/PAPER.md#polysemanticity.
     /// - Parameter W: n × m, rows are features.
     /// - Returns: n values ≥ 0.
     public static func superpositionScoreExcludingSelf(_ W: [[Double]]) -> [Double] {
@@ -249,10 +249,10 @@ extension Metrics {
     }
 }
 
-// MARK: - §6.4 Feature dimensionality, §6.5 dimensions / features per dimension
+// MARK: - docs/PAPER.md#feature-dimensionality Feature dimensionality, docs/PAPER.md#features-per-dimension dimensions / features per dimension
 
 extension Metrics {
-    /// Per-expert feature dimensionality (SPEC §6.4; Elhage's D_i inside one expert):
+    /// Per-expert feature dimensionality (docs/PAPER.md#feature-dimensionality; Elhage's D_i inside one expert):
     /// D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)², the sum including j = i.
     ///
     /// Guarded as in the authors' `helpers/dimensions_per_feature.py`: Ŵ_i is the zero vector when ‖W_i‖ ≤ 1e-8,
@@ -268,7 +268,7 @@ extension Metrics {
         }
     }
 
-    /// Dimensions per feature D* = m / ‖W‖_F² (SPEC §6.5, Elhage). An all-zero W gives +∞ (IEEE m/0: no feature
+    /// Dimensions per feature D* = m / ‖W‖_F² (docs/PAPER.md#features-per-dimension, Elhage). An all-zero W gives +∞ (IEEE m/0: no feature
     /// uses any dimension); `featuresPerDimension` is the finite inverse and is what the paper plots.
     /// - Parameters:
     ///   - W: n × m, rows are features.
@@ -278,7 +278,7 @@ extension Metrics {
         return Double(width) / frobeniusNormSquared(W)
     }
 
-    /// Features per dimension FPD = ‖W‖_F² / m (SPEC §6.5): the dense y-axis of Fig. 3 (reference line at 1).
+    /// Features per dimension FPD = ‖W‖_F² / m (docs/PAPER.md#features-per-dimension): the dense y-axis of Fig. 3 (reference line at 1).
     /// m = 0 (no hidden units) returns 0 rather than NaN.
     /// - Parameters:
     ///   - W: n × m, rows are features.
@@ -288,7 +288,7 @@ extension Metrics {
         return width == 0 ? 0 : frobeniusNormSquared(W) / Double(width)
     }
 
-    /// MoE features per dimension from given expert weights (SPEC §6.5):
+    /// MoE features per dimension from given expert weights (docs/PAPER.md#features-per-dimension):
     /// FPD_MoE = (1/k) · Σ_e w_e · ‖W^(e)‖_F² / m.
     ///
     /// With w_e = p̄_e, the mean renormalized gate weight (Σ_e p̄_e = 1), this is the authors'
@@ -316,19 +316,19 @@ extension Metrics {
 // MARK: - Per-expert geometry of a model
 
 extension Metrics {
-    /// Every per-expert, per-feature metric of §6.1–6.5 for one expert's W.
+    /// Every per-expert, per-feature metric of docs/PAPER.md#feature-norm for one expert's W.
     public struct ExpertGeometry: Sendable, Equatable, Codable {
-        /// ‖W_i‖ (§6.1), n values.
+        /// ‖W_i‖ (docs/PAPER.md#feature-norm), n values.
         public var norms: [Double]
-        /// q_i (§6.2), n values.
+        /// q_i (docs/PAPER.md#polysemanticity), n values.
         public var polysemanticity: [Double]
-        /// s_i including the self term (§6.3), n values.
+        /// s_i including the self term (docs/PAPER.md#phase-score), n values.
         public var superpositionScore: [Double]
-        /// Guarded D_i (§6.4), n values.
+        /// Guarded D_i (docs/PAPER.md#feature-dimensionality), n values.
         public var dimensionality: [Double]
-        /// ‖W‖_F² / m (§6.5).
+        /// ‖W‖_F² / m (docs/PAPER.md#features-per-dimension).
         public var featuresPerDimension: Double
-        /// m / ‖W‖_F² (§6.5); +∞ for an all-zero W.
+        /// m / ‖W‖_F² (docs/PAPER.md#features-per-dimension); +∞ for an all-zero W.
         public var dimensionsPerFeature: Double
 
         /// Computes every field for W (n × m).
@@ -366,7 +366,7 @@ extension Metrics {
         }
     }
 
-    /// Summary of one expert's geometry in the terms used to describe Figs. 1, 2 and 6 (SPEC §7.1, §10 R1/R2).
+    /// Summary of one expert's geometry in the terms used to describe Figs. 1, 2 and 6 (docs/PAPER.md#fig1, docs/PAPER.md#fig2).
     public struct GeometrySummary: Sendable, Equatable, Codable {
         /// Features with ‖W_i‖ > representedNorm.
         public var representedFeatures: [Int]
@@ -388,7 +388,7 @@ extension Metrics {
 
     /// Counts represented, dedicated and antipodal features of one expert (Fig. 1 style) [I: thresholds chosen here].
     ///
-    /// * represented: ‖W_i‖ > 0.5 (the norm cut-off the SPEC suggests for the thresholded monosemantic count);
+    /// * represented: ‖W_i‖ > 0.5 (the norm cut-off docs/PAPER.md suggests for the thresholded monosemantic count);
     /// * dedicated: represented and q_i < 0.1. A unit feature with q < 0.1 has less than 1% of its squared norm in
     ///   interference; this is stricter than Table 1's 0.2 because Fig. 1's dedicated features show q ≈ 0;
     /// * antipodal pair: i < j, both represented, cos(W_i, W_j) = W_i·W_j / (‖W_i‖‖W_j‖) < −0.9. Both norms exceed

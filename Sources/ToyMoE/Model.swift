@@ -53,7 +53,7 @@ public final class Model: @unchecked Sendable {
     public let parameters: UnsafeMutableBufferPointer<Float>
 
     /// Builds a model and initializes it. The default is the authors' final code: Xavier-normal W, b_final and gate
-    /// (SPEC §3.6), drawn from the streams named by (seed, modelID).
+    /// (docs/PAPER.md#initialization), drawn from the streams named by (seed, modelID).
     public init(
         config: ModelConfig, initialization: Initialization = .xavier, seed: UInt64 = 0, modelID: UInt64 = 0
     ) throws {

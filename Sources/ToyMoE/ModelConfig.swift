@@ -19,7 +19,7 @@ public struct ToyMoEError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { "\(context): \(argument): \(message)" }
 }
 
-/// Architecture of a toy model (SPEC §3). The dense ReLU-output model is `experts == 1, activeExperts == 1`.
+/// Architecture of a toy model (docs/PAPER.md#model). The dense ReLU-output model is `experts == 1, activeExperts == 1`.
 ///
 /// User-facing names (Lua keys, file keys) follow the paper's code: `n_features`, `n_hidden`, `n_experts`,
 /// `n_active_experts`; the Swift properties follow the API guidelines and are mapped once, in `userKeys`.
@@ -32,7 +32,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     public var expertCount: Int
     /// k: experts evaluated per sample (top-k of the router probabilities).
     public var activeExpertCount: Int
-    /// How top-k breaks exact ties (SPEC §3.4). Default: lowest index wins.
+    /// How top-k breaks exact ties (docs/PAPER.md#ties). Default: lowest index wins.
     public var tieBreak: TieBreakRule
 
     public init(

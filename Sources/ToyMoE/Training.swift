@@ -1,7 +1,7 @@
 import Foundation
 import ToyMoEKernels
 
-/// How the reconstruction error is reduced over features (SPEC §5). The two trainers of the authors differ here,
+/// How the reconstruction error is reduced over features (docs/PAPER.md#loss-normalization). The two trainers of the authors differ here,
 /// by a factor of n (and so does the weight of L_LB relative to reconstruction).
 public enum LossNormalization: String, Sendable, Codable, CaseIterable {
     /// L = Σ_i mean_b I_i (x − x̂)²: the single-model trainer `optimize` (Figs. 1, 2, 5, 6).
@@ -27,7 +27,7 @@ public enum LearningRateSchedule: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// The early-stop rules of Fig. 5's trainer (`other_optimize`, SPEC §5): after every step whose minibatch loss is
+/// The early-stop rules of Fig. 5's trainer (`other_optimize`, docs/PAPER.md#loss-normalization): after every step whose minibatch loss is
 /// below `dropLoss`, the learning rate is multiplied by `dropFactor` (possibly on many consecutive steps);
 /// training stops at the first step whose loss is below `stopLoss`.
 public struct EarlyStop: Sendable, Equatable, Codable {
@@ -55,7 +55,7 @@ public struct TrainingConfig: Sendable, Equatable, Codable {
     /// Decoupled weight decay applied to every parameter (W, b_final and gate), as PyTorch's AdamW default.
     public var weightDecay: Double = 0.01
     public var lossNormalization: LossNormalization = .sumOverFeatures
-    /// Adds α·E·Σ f_e P_e (SPEC §3.5).
+    /// Adds α·E·Σ f_e P_e (docs/PAPER.md#load-balancing).
     public var loadBalancing: Bool = false
     public var loadBalancingAlpha: Double = 0.01
     public var earlyStop: EarlyStop? = nil

@@ -7,7 +7,7 @@
 //   G (E, n)     router matrix ("gate"), no bias
 // Gradients and AdamW moments share that layout, so the optimizer is one loop over the flat buffer.
 //
-// Math (SPEC §3.2): z = G x, π = softmax(z), T = top-k(π), g_e = π_e / Σ_{e'∈T} π_{e'} on T, else 0,
+// Math (docs/PAPER.md#model): z = G x, π = softmax(z), T = top-k(π), g_e = π_e / Σ_{e'∈T} π_{e'} on T, else 0,
 // y_e = ReLU(W_e W_eᵀ x + b_e), x̂ = Σ_{e∈T} g_e y_e.
 // Only the k routed experts are evaluated (sparse dispatch); unselected experts have g_e = 0 and contribute neither
 // to x̂ nor to any gradient, so this equals the authors' dense evaluation exactly (tested against the naive twin).
@@ -39,7 +39,7 @@ public struct MoELayout: Sendable, Equatable {
     public var count: Int { experts * n * m + 2 * experts * n }
 }
 
-/// How top-k breaks ties between equal router probabilities (e.g. every x = 0 sample, SPEC §3.4).
+/// How top-k breaks ties between equal router probabilities (e.g. every x = 0 sample, docs/PAPER.md#ties).
 public enum TieBreak: UInt8, Sendable, CaseIterable {
     /// The lower expert index wins (matches the authors' runs for E ≤ 3; the default).
     case lowestIndex = 0
@@ -92,7 +92,7 @@ public enum MoEKernels {
 
     // MARK: - Data
 
-    /// Draws a fresh batch: x[b, i] = u if r ≤ p_i else 0, with u, r ~ U[0, 1) (SPEC §4; `≤` as in the authors'
+    /// Draws a fresh batch: x[b, i] = u if r ≤ p_i else 0, with u, r ~ U[0, 1) (docs/PAPER.md#data; `≤` as in the authors'
     /// `torch.rand(...) <= p`). One 64-bit draw yields both uniforms. `scale` (optional, n) multiplies each feature's
     /// value afterwards (the paper-text reading of the relative importance r).
     /// - Shapes: `x` (B, n), `probability` (n), `scale` (n) or nil.
@@ -227,7 +227,7 @@ public enum MoEKernels {
     // MARK: - Loss
 
     /// Importance-weighted squared error, scaled: L = scale · Σ_b Σ_i I_i (x_bi − x̂_bi)².
-    /// `scale` is 1/B for the sum-over-features trainer and 1/(B·n) for the mean-over-features trainer (SPEC §5).
+    /// `scale` is 1/B for the sum-over-features trainer and 1/(B·n) for the mean-over-features trainer (docs/PAPER.md#loss-normalization).
     /// Accumulates in Double so the reported loss does not depend on batch-summation order.
     public static func reconstructionLoss(
         x: UnsafePointer<Float>, xhat: UnsafePointer<Float>, importance: UnsafePointer<Float>, batch: Int, n: Int,
@@ -246,7 +246,7 @@ public enum MoEKernels {
     }
 
     /// Load-balancing statistics and value: f_e = (1/B) Σ_b [e ∈ T(x_b)], P_e = (1/B) Σ_b π_e(x_b),
-    /// L_LB = α · E · Σ_e f_e P_e (SPEC §3.5). Writes f and P into the activations.
+    /// L_LB = α · E · Σ_e f_e P_e (docs/PAPER.md#load-balancing). Writes f and P into the activations.
     public static func loadBalancing(layout L: MoELayout, batch: Int, alpha: Float, act: MoEActivations) -> Double {
         let E = L.experts, k = L.active
         for e in 0..<E {

@@ -1,4 +1,4 @@
-// Bar chart with per-bar colours (feature norms coloured by interference, SPEC §6.2 / Figs. 1, 2, 6).
+// Bar chart with per-bar colours (feature norms coloured by interference, docs/PAPER.md#polysemanticity / Figs. 1, 2, 6).
 
 import Foundation
 

@@ -1,4 +1,4 @@
-// Box plots of several distributions (phase-change losses, SPEC §7.6).
+// Box plots of several distributions (phase-change losses, docs/PAPER.md#box-plot).
 
 import Foundation
 

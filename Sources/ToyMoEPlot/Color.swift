@@ -137,7 +137,7 @@ public enum Palette {
     }
 }
 
-/// The 2-D colour map of the phase diagrams (SPEC §6.10).
+/// The 2-D colour map of the phase diagrams (docs/PAPER.md#phase-colours).
 ///
 /// With y = normalized norm and x = normalized superposition, both in [0, 1]:
 /// R = y·x + (1 − y), G = 1 − y, B = y·(1 − x) + (1 − y). A low norm is white ("ignored"), a high norm with

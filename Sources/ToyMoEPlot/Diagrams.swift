@@ -126,7 +126,7 @@ public struct ColorLegend2D: Panel {
         self.preferredSize = preferredSize
     }
 
-    /// The phase-diagram legend of SPEC §6.10: x = superposition / max, y = ‖W‖ / max; white = ignored,
+    /// The phase-diagram legend of docs/PAPER.md#phase-colours: x = superposition / max, y = ‖W‖ / max; white = ignored,
     /// blue = monosemantic, red = superposed.
     /// Each panel is normalized by its own maxima (`PhaseColorMap.image`), so the key says "panel max".
     public static func phaseDiagram(title: String? = "colour key (normalized per panel)", resolution: Int = 24,

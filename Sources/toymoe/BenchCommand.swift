@@ -776,7 +776,7 @@ final class NaiveFixture {
 /// Bench-local baselines for kernels that have no naive twin in the engine: written as plainly as possible over
 /// Swift arrays (bounds-checked, allocating), as a first implementation would be. Not used outside benchmarks.
 enum NaiveBaselines {
-    /// Sampling (SPEC §4) into nested arrays: x = u if r ≤ p else 0, with the engine's generator.
+    /// Sampling (docs/PAPER.md#data) into nested arrays: x = u if r ≤ p else 0, with the engine's generator.
     static func sampleBatch(batch: Int, probability: [Float], rng: inout RandomStream) -> [[Float]] {
         var xs: [[Float]] = []
         for _ in 0..<batch {

@@ -13,7 +13,7 @@ import ToyMoEIO
         #expect(s["cones"]?.boolValue == true)
         let equal = s["end_equals_start"]
         for name in ["zero", "xavier", "diagonal"] {
-            // k = 1: the router gets no reconstruction gradient (SPEC §3.3), so the map is frozen.
+            // k = 1: the router gets no reconstruction gradient (docs/PAPER.md#router-gradient), so the map is frozen.
             #expect((equal?[name]?.doubleValue ?? 0) >= 0.99, "\(name) routing map changed")
         }
         #expect((s["diagonal_boundary_x1_eq_x2"]?.doubleValue ?? 0) >= 0.99)

@@ -115,7 +115,7 @@ import Testing
         #expect(!svg.contains("class=\"legend\""))
     }
 
-    @Test("phase: §6.10 colours per panel, axes from the swept values, network header and 2-D legend")
+    @Test("phase: docs/PAPER.md#phase-colours colours per panel, axes from the swept values, network header and 2-D legend")
     func phase() throws {
         let dir = try run("""
             local N1 = {{0, 1, 1}, {0, 1, 1}}

@@ -180,7 +180,7 @@ import ToyMoEKernels
         #expect(left == 0)
     }
 
-    @Test("Router gradient is exactly 0 for k = 1 without LB, and nonzero for k = 2 (SPEC R0c)")
+    @Test("Router gradient is exactly 0 for k = 1 without LB, and nonzero for k = 2 (docs/PAPER.md#router-gradient)")
     func routerGradient() throws {
         for k in [1, 2] {
             let model = try Support.model(n: 10, m: 3, E: 4, k: k, seed: 12)
@@ -209,7 +209,7 @@ import ToyMoEKernels
         }
     }
 
-    @Test("Ties: zero gate and x = 0 go to expert 0 by default, to the last expert with highestIndex (SPEC R0b)")
+    @Test("Ties: zero gate and x = 0 go to expert 0 by default, to the last expert with highestIndex (docs/PAPER.md#ties)")
     func tieRule() throws {
         for E in [2, 3, 5] {
             var config = ModelConfig(featureCount: 4, hiddenCount: 2, expertCount: E, activeExpertCount: 1)
@@ -233,7 +233,7 @@ import ToyMoEKernels
         #expect(out.gates == [0.5, 0.5])
     }
 
-    @Test("Load balancing: E = 1 gives exactly α = 0.01; a balanced hard router gives α (SPEC R0d)")
+    @Test("Load balancing: E = 1 gives exactly α = 0.01; a balanced hard router gives α (docs/PAPER.md#load-balancing)")
     func loadBalancingValues() throws {
         let dense = try Support.model(n: 5, m: 2, E: 1, k: 1)
         var cfg = TrainingConfig()

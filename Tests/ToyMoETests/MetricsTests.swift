@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import ToyMoE
 
-/// Metrics of SPEC §6 on synthetic matrices and hand-built models with known routing; every expected value is
+/// Metrics of docs/PAPER.md#metrics on synthetic matrices and hand-built models with known routing; every expected value is
 /// derived in the comments.
 @Suite struct MetricsTests {
 
@@ -31,9 +31,9 @@ import ToyMoE
         RandomStream(seed: seed, path: [0, StreamPurpose.analysis.rawValue])
     }
 
-    // MARK: §6.4 / §6.5 synthetic table
+    // MARK: docs/PAPER.md#feature-dimensionality / docs/PAPER.md#features-per-dimension synthetic table
 
-    @Test("Feature dimensionality and D* reproduce the authors' synthetic table (SPEC §6.4)")
+    @Test("Feature dimensionality and D* reproduce the authors' synthetic table (docs/PAPER.md#feature-dimensionality)")
     func dimensionalityTable() {
         // [1,0],[0.8,0],[0,1],[0,0.7]: rows 0 and 1 share e1. Row 0: Σ_j (Ŵ_0·W_j)² = 1² + 0.8² = 1.64, so
         // D_0 = 1/1.64 = 0.6098; row 1: same denominator, D_1 = 0.64/1.64 = 0.3902. Rows 2, 3: 1 + 0.49 = 1.49,
@@ -81,9 +81,9 @@ import ToyMoE
         #expect(Metrics.featuresPerDimension([], hiddenCount: 3) == 0)
     }
 
-    // MARK: §6.1–6.3
+    // MARK: docs/PAPER.md#feature-norm
 
-    @Test("Interference uses W_i/(1e-5 + ‖W_i‖), is zero on the diagonal and is not symmetric (SPEC §6.2)")
+    @Test("Interference uses W_i/(1e-5 + ‖W_i‖), is zero on the diagonal and is not symmetric (docs/PAPER.md#polysemanticity)")
     func interferenceValues() {
         // ι_01 = (W_0/(1e-5 + 1))·W_1 = 0.8/(1 + 1e-5); ι_10 = (W_1/(1e-5 + 0.8))·W_0 = 0.8/0.80001.
         let W: [[Double]] = [[1, 0], [0.8, 0]]
@@ -94,7 +94,7 @@ import ToyMoE
         #expect(Self.close(Metrics.featureNorms(W), [1, 0.8], 1e-15))
     }
 
-    @Test("Polysemanticity: 0 for orthogonal rows, 1/(1+1e-5) for a unit antipodal pair (SPEC §6.2)")
+    @Test("Polysemanticity: 0 for orthogonal rows, 1/(1+1e-5) for a unit antipodal pair (docs/PAPER.md#polysemanticity)")
     func polysemanticityValues() {
         #expect(Metrics.polysemanticity([[1, 0, 0], [0, 2, 0], [0, 0, 0.3]]) == [0, 0, 0])
         // e1 and −e1: ι_01 = (e1/(1 + 1e-5))·(−e1) = −1/(1 + 1e-5), the only off-diagonal term, so
@@ -106,7 +106,7 @@ import ToyMoE
         #expect(Self.close(r[0], 0.5.squareRoot() / (1 + 1e-5), 1e-12))
     }
 
-    @Test("Monosemantic count with and without a norm threshold; tiny rows count as monosemantic (SPEC §6.2)")
+    @Test("Monosemantic count with and without a norm threshold; tiny rows count as monosemantic (docs/PAPER.md#polysemanticity)")
     func monosemanticCounts() {
         // Zero row: ι row is 0 → q = 0 < 0.2. Tiny row 1e-7·e1 next to e1: ι = 1e-7/(1e-5 + 1e-7) ≈ 0.0099 < 0.2.
         let W: [[Double]] = [[1, 0], [0, 1], [0, 0], [0, 0]]
@@ -124,7 +124,7 @@ import ToyMoE
         #expect(Metrics.monosemanticFeatures([[1, 0], [-1, 0], [0, 1]]) == [2])
     }
 
-    @Test("Superposition score includes the self term; zero rows give s = 0 and D = 0 (SPEC §6.3, §6.4)")
+    @Test("Superposition score includes the self term; zero rows give s = 0 and D = 0 (docs/PAPER.md#phase-score, docs/PAPER.md#feature-dimensionality)")
     func superpositionScores() {
         // [1,0],[0.8,0]: s_0 = (Ŵ_0·W_0)² + (Ŵ_0·W_1)² = 1 + 0.64; s_1 = (e1·W_0)² + (e1·W_1)² = 1 + 0.64.
         // Without self: 0.64 and 1.
@@ -164,7 +164,7 @@ import ToyMoE
         #expect(g.polysemanticity == Metrics.polysemanticity(W))
     }
 
-    // MARK: §6.5 MoE features per dimension
+    // MARK: docs/PAPER.md#features-per-dimension MoE features per dimension
 
     @Test("MoE FPD with routing forced to expert 0 uses only expert 0's weights")
     func moeFPDForcedRouting() throws {
@@ -215,9 +215,9 @@ import ToyMoE
         }
     }
 
-    // MARK: §6.6 Global dimensionality
+    // MARK: docs/PAPER.md#global-dimensionality Global dimensionality
 
-    @Test("Global dimensionality: all four weightings on a 2-expert model with known routing (SPEC §6.6)")
+    @Test("Global dimensionality: all four weightings on a 2-expert model with known routing (docs/PAPER.md#global-dimensionality)")
     func globalDimensionalityVariants() throws {
         // n = 3, m = 2, E = 2, k = 1. W^(0) = [[1,0],[0.8,0],[0,0]] → D^(0) = [1/1.64, 0.64/1.64, 0];
         // W^(1) = [[0,0],[1,0],[0,0]] → D^(1) = [0, 1, 0]. Gate: expert 0 ← feature 0, expert 1 ← feature 1.
@@ -276,7 +276,7 @@ import ToyMoE
         #expect(Self.close(Metrics.argmaxUsage(model, inputs: x).reduce(0, +), 1, 1e-12))
     }
 
-    // MARK: §6.7 Expert usage
+    // MARK: docs/PAPER.md#expert-usage Expert usage
 
     /// n = 4, m = 3, E = 2, k = 1. K-hot gate: expert 0 ← features {0, 1}, expert 1 ← {2, 3}.
     /// W^(0) = e1, e2, e3, −e3 → q = (0, 0, ≈1, ≈1), M_0 = {0, 1}; W^(1) = e3, −e3, e1, e2 → M_1 = {2, 3}.
@@ -287,7 +287,7 @@ import ToyMoE
             gate: [1, 1, 0, 0, 0, 0, 1, 1])
     }
 
-    @Test("Usage under a K-hot gate: only-feature-active and clamped route to the owner (SPEC §6.7)")
+    @Test("Usage under a K-hot gate: only-feature-active and clamped route to the owner (docs/PAPER.md#expert-usage)")
     func usageKHot() throws {
         let model = try Self.kHotModel()
         let training = DataDistribution.uniform(featureCount: 4, probability: 0.1)
@@ -361,7 +361,7 @@ import ToyMoE
         #expect(Metrics.groupByMonosemanticCount(modelA).map(\.expertCount) == [1, 1])
     }
 
-    // MARK: §6.8 Router statistics
+    // MARK: docs/PAPER.md#router-statistics Router statistics
 
     @Test("Router statistics: zero gate is uniform; uniformity keeps the authors' normalization")
     func routerStatistics() throws {
@@ -414,7 +414,7 @@ import ToyMoE
 
     // MARK: Phase classification and colour map
 
-    @Test("Phase classification of the last feature (SPEC §10 R5)")
+    @Test("Phase classification of the last feature (docs/PAPER.md#fig4)")
     func phaseClassification() {
         // Last row 0.05·e1: norm < 0.1 → ignored (even though it overlaps e1).
         #expect(Metrics.classifyFeature([[1, 0], [0.05, 0]]) == .ignored)
@@ -430,7 +430,7 @@ import ToyMoE
         #expect(Metrics.FeaturePhase.allCases.map(\.symbol) == [".", "M", "S"])
     }
 
-    @Test("Phase colour map: white when ignored, blue when monosemantic, red when superposed (SPEC §6.10)")
+    @Test("Phase colour map: white when ignored, blue when monosemantic, red when superposed (docs/PAPER.md#phase-colours)")
     func phaseColors() {
         // Panel maxima: N = 2, Σ = 4. Cells: (0, 0) → y = 0 → white; (2, 0) → y = 1, x = 0 → blue;
         // (2, 4) → y = 1, x = 1 → red; (1, 2) → y = x = 0.5 → R = 0.25 + 0.5, G = 0.5, B = 0.25 + 0.5.

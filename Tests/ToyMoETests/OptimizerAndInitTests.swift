@@ -166,7 +166,7 @@ import ToyMoEKernels
 
 @Suite struct InitializationTests {
 
-    @Test("Xavier σ follows PyTorch's fan convention (SPEC §3.6 table)")
+    @Test("Xavier σ follows PyTorch's fan convention (docs/PAPER.md#initialization table)")
     func xavierSigma() {
         // W (E, n, m): fan_in = n·m, fan_out = E·m.
         #expect(abs(Initialization.xavierSigma(shape: [1, 2, 1]) - 0.816) < 5e-4)  // n=2, m=1, E=1
@@ -203,7 +203,7 @@ import ToyMoEKernels
         #expect(a.values(.W) == before)
     }
 
-    @Test("K-hot gates: one 1 per feature column, K per row; ordered is contiguous; E ∤ n is an error (SPEC R0e)")
+    @Test("K-hot gates: one 1 per feature column, K per row; ordered is contiguous; E ∤ n is an error (docs/PAPER.md#initialization)")
     func kHot() throws {
         let c = ModelConfig(featureCount: 20, hiddenCount: 5, expertCount: 4)
         for scheme in [TensorInit.randomKHot, .orderedKHot] {

@@ -4,7 +4,7 @@ import ToyMoE
 /// Reduced-scale versions of the paper's training experiments that assert its claims (not exact numbers).
 @Suite struct PaperClaimsTests {
 
-    /// Trains the Fig. 1 setting (SPEC §7.1): dense n = 20, m = 6, I = 0.7^i, sum-over-features loss, batch 1024.
+    /// Trains the Fig. 1 setting (docs/PAPER.md#fig1): dense n = 20, m = 6, I = 0.7^i, sum-over-features loss, batch 1024.
     /// Reduced: 4000 steps instead of 10,000 (the geometry has formed by then; measured 2000 suffice).
     static func trainDense(p: Float, seed: UInt64, steps: Int = 4000) throws -> (Model, TrainingResult) {
         let model = try Model(config: .dense(featureCount: 20, hiddenCount: 6), seed: seed)
@@ -35,7 +35,7 @@ import ToyMoE
             let norms = Metrics.featureNorms(W)
             #expect(norms[15...].allSatisfy { $0 < 0.2 })
         }
-        // "Clearly more than 6": 9–10 is typical (SPEC §7.1); each seed beats the 6 dimensions.
+        // "Clearly more than 6": 9–10 is typical (docs/PAPER.md#fig1); each seed beats the 6 dimensions.
         #expect(represented.allSatisfy { $0 >= 8 }, "represented per seed: \(represented)")
         #expect(represented.reduce(0, +) >= 3 * 9)
     }

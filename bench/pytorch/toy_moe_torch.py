@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A PyTorch implementation of the paper's toy MoE, written for ToyMoE's benchmark comparison.
 
-The formulation is the authors' (SPEC §3, §5), written from the paper's description, not copied:
+The formulation is the authors' (docs/PAPER.md#model, docs/PAPER.md#loss-normalization), written from the paper's description, not copied:
   * parameters W (E, n, m), b_final (E, n), gate (E, n), Xavier-normal;
   * router: z = x Gᵀ, π = softmax(z), top-k on π, gates renormalized over the selected experts (0 elsewhere);
   * every expert is evaluated densely with einsum, y_e = ReLU(W_e W_eᵀ x + b_e), x̂ = Σ_e g_e y_e;

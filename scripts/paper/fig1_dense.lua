@@ -1,4 +1,4 @@
--- Fig. 1 of "Sparsity and Superposition in Mixture of Experts" (SPEC §7.1, R1): the dense toy model.
+-- Fig. 1 of "Sparsity and Superposition in Mixture of Experts" (docs/PAPER.md#fig1): the dense toy model.
 -- n = 20 features, m = 6 hidden dimensions, importance 0.7^i, density p = 0.1, sum-over-features loss,
 -- batch 1024, AdamW 1e-3. The paper's picture: about 10 features in 6 dimensions, two of them dedicated and the
 -- rest in antipodal pairs; the low-importance tail dropped.
@@ -7,7 +7,7 @@
 --
 -- quick: 3000 steps, 3 seeds (the geometry has formed by 2000 steps); full: 10,000 steps, 5 seeds.
 -- The figure shows the seed with the median final loss; the summary reports every seed (the loss depends
--- strongly on the seed: SPEC §7.1 measured 0.005-0.006 for most and about 0.024 for an unlucky one).
+-- strongly on the seed: docs/PAPER.md#fig1 measured 0.005-0.006 for most and about 0.024 for an unlucky one).
 local scale = toymoe.param("scale", "quick")
 assert(scale == "quick" or scale == "full", "scale must be 'quick' or 'full', got " .. tostring(scale))
 local steps = toymoe.param("steps", scale == "full" and 10000 or 3000)
@@ -72,7 +72,7 @@ local summary = {
   antipodal_pair_list = zero_based(shown.geometry.antipodal_pairs),
   per_seed = per_seed,
   paper = { features_represented = 10, dedicated = 2, antipodal_pairs = 4, features_per_dimension = 1.67,
-            final_loss = "0.028 (authors); 0.005-0.006 typical, ~0.024 unlucky (SPEC §7.1)" },
+            final_loss = "0.028 (authors); 0.005-0.006 typical, ~0.024 unlucky (docs/PAPER.md#fig1)" },
   reproduced = shown.geometry.features_represented >= 8 and shown.pairs >= 2,
 }
 summary.verdict_text = string.format(
@@ -85,7 +85,7 @@ summary.verdict_text = string.format(
 toymoe.save_json("summary.json", summary)
 toymoe.plot.report{
   file = "index.html", title = "Fig. 1: superposition in a dense toy model",
-  introduction = "Dense ReLU-output model, n = 20, m = 6, importance 0.7^i, density 0.1 (SPEC §7.1). "
+  introduction = "Dense ReLU-output model, n = 20, m = 6, importance 0.7^i, density 0.1 (docs/PAPER.md#fig1). "
     .. "Bars: feature norms coloured by interference; dashed line at m − 0.5. Shown: the seed with the median loss.",
   figures = {
     { heading = "Feature norms", file = "fig1a_norms.svg",

@@ -1,7 +1,7 @@
 -- Fig. 2: a Mixture-of-Experts (3 experts of 2 dimensions, top-1) with the same total width as Fig. 1's dense model.
--- Fig. 2 (SPEC §7.2, R2): a Mixture-of-Experts with the same total width as Fig. 1's dense model:
+-- Fig. 2 (docs/PAPER.md#fig2): a Mixture-of-Experts with the same total width as Fig. 1's dense model:
 -- n = 20, E = 3 experts of m = 2, top-1, importance 0.7^i, p = 0.1, no load balancing, Xavier router (frozen:
--- with k = 1 the router gets no reconstruction gradient, SPEC §3.3).
+-- with k = 1 the router gets no reconstruction gradient, docs/PAPER.md#router-gradient).
 -- The paper: about 8 features represented across experts, interference only inside experts (antipodal pairs),
 -- "less interference" than dense.
 --
@@ -109,7 +109,7 @@ for e, x in ipairs(shown.experts) do
 end
 toymoe.plot.report{
   file = "index.html", title = "Fig. 2: superposition in a toy MoE with the same total width",
-  introduction = "n = 20, E = 3 experts with m = 2 each, top-1 routing, importance 0.7^i, density 0.1 (SPEC §7.2).",
+  introduction = "n = 20, E = 3 experts with m = 2 each, top-1 routing, importance 0.7^i, density 0.1 (docs/PAPER.md#fig2).",
   figures = {
     { heading = "Feature norms per expert", file = "fig2a_norms.svg",
       caption = string.format("%d distinct features represented across experts (paper: about 8)", shown.total),

@@ -1,8 +1,8 @@
 -- Fig. 3 and Fig. 7: features per dimension and final loss against sparsity, dense vs MoEs of equal total width.
--- Fig. 3 and Fig. 7 of "Sparsity and Superposition in Mixture of Experts" (SPEC §7.3, §7.4, R3, R4, Appendix B.1):
--- features per dimension (FPD, §6.5) and final loss against 1/p for a dense model and three MoEs of the same
+-- Fig. 3 and Fig. 7 of "Sparsity and Superposition in Mixture of Experts" (docs/PAPER.md#fig3, docs/PAPER.md#fig7, docs/PAPER.md#fig3, docs/PAPER.md#fig7, docs/PAPER.md#fig4):
+-- features per dimension (FPD, docs/PAPER.md#features-per-dimension) and final loss against 1/p for a dense model and three MoEs of the same
 -- total hidden width E·m = 20. n = 100, importance all ones, no load balancing, the vectorized trainer's
--- mean-over-features loss, batch 1024, AdamW 1e-3, Xavier init (router frozen for k = 1, §3.3).
+-- mean-over-features loss, batch 1024, AdamW 1e-3, Xavier init (router frozen for k = 1, docs/PAPER.md#router-gradient).
 --   Dense (E, m, k) = (1, 20, 1); "4 experts" (4, 5, 1); "10 experts" (10, 2, 2); "20 experts" (20, 1, 5).
 -- The paper: dense packs the most features per dimension (4.57 at p = 0.1 vs 2.89 / 2.45 / 1.88 for the MoEs,
 -- ordering dense > E4 ≥ E10 > E20 for 1/p ≥ 4), and dense has the lowest loss at every density (Fig. 7).
@@ -20,7 +20,7 @@
 --        E10 2.0, E20 1.1); FPD values sit below B.1 since the models are under-trained (E20 most: 0.46 at p = 1).
 -- Spot check at the published configuration (scale=full densities=1 seeds=1: p = 0.1, 10k steps, batch 1024, ≈ 2 min
 -- with --jobs 2): FPD dense 4.57, E4 2.91, E10 2.40, E20 1.90 vs B.1 4.573 / 2.887 / 2.451 / 1.881 (all within 2%).
--- Besides the paper's "final loss" (last minibatch, §5), each model's loss is also evaluated on `eval_samples`
+-- Besides the paper's "final loss" (last minibatch, docs/PAPER.md#loss-normalization), each model's loss is also evaluated on `eval_samples`
 -- fresh inputs (`eval_loss`, less noisy); Fig. 7 plots the paper's quantity.
 local scale = toymoe.param("scale", "quick")
 assert(scale == "quick" or scale == "full", "scale must be 'quick' or 'full', got " .. tostring(scale))
@@ -53,7 +53,7 @@ else
   end
 end
 
--- Appendix B.1: the authors' FPD values (one seed), p → {dense, E4, E10, E20}.
+-- docs/PAPER.md#fig4: the authors' FPD values (one seed), p → {dense, E4, E10, E20}.
 local B1 = {
   p = { 1.00, 0.97, 0.94, 0.91, 0.88, 0.84, 0.81, 0.78, 0.75, 0.72, 0.69, 0.66, 0.63, 0.60, 0.57, 0.53, 0.50, 0.47,
         0.44, 0.41, 0.38, 0.35, 0.32, 0.29, 0.26, 0.22, 0.19, 0.16, 0.13, 0.10 },
@@ -203,7 +203,7 @@ local function finish(rows)
     loss = loss,
     eval_loss = eval,
     eval_loss_note = string.format("mean-over-features loss on %d fresh samples (not in the paper; less noisy than the last minibatch)", eval_samples),
-    fpd_note = string.format("§6.5: (1/k)·Σ_e p̄_e‖W_e‖²/m, p̄_e = mean renormalized gate weight over %d fresh samples", fpd_samples),
+    fpd_note = string.format("docs/PAPER.md#features-per-dimension: (1/k)·Σ_e p̄_e‖W_e‖²/m, p̄_e = mean renormalized gate weight over %d fresh samples", fpd_samples),
     paper = {
       b1 = b1_table,
       fpd_at_p01 = { ["Dense"] = 4.573, ["4 experts"] = 2.887, ["10 experts"] = 2.451, ["20 experts"] = 1.881 },
@@ -235,7 +235,7 @@ local function finish(rows)
   end
   toymoe.plot.lines{
     file = "fig3_fpd.svg", title = "Fig. 3: features per dimension vs 1/p",
-    footnote = string.format("solid: %s, %d steps, batch %d; dashed: App. B.1",
+    footnote = string.format("solid: %s, %d steps, batch %d; dashed: docs/PAPER.md#fig4",
       seeds > 1 and string.format("mean ± sd over %d seeds", seeds) or "1 seed (no error bars)", steps, batch),
     x_log = true, x_range = { 1, 10 }, x_label = "1/p", y_label = "features per dimension",
     reference_y = { value = 1, label = "1", legend = "one feature per dimension" }, series = series, legend = "top_left",
@@ -284,7 +284,7 @@ local function finish(rows)
       .. "20 experts (20, 1, 5) as (E, m, k). Reductions: " .. reductions .. ". " .. verdict_line,
     figures = {
       { heading = "Fig. 3: features per dimension", file = "fig3_fpd.svg",
-        caption = "FPD (§6.5) against 1/p; dashed curves: the authors' values (Appendix B.1); dashed line y = 1" },
+        caption = "FPD (docs/PAPER.md#features-per-dimension) against 1/p; dashed curves: the authors' values (docs/PAPER.md#fig4); dashed line y = 1" },
       { heading = "Fig. 7: final loss", file = "fig7_loss.svg",
         caption = "log of the seed-mean last-minibatch loss; the paper: dense lowest at every density" },
     },
@@ -292,7 +292,7 @@ local function finish(rows)
       { caption = "This run: seed-mean FPD and final loss per density",
         header = { "p", "1/p", "FPD dense", "FPD E4", "FPD E10", "FPD E20", "loss dense", "loss E4", "loss E10", "loss E20" },
         rows = rows_tbl, decimals = 4 },
-      { caption = "Appendix B.1: the authors' FPD values", header = b1_table.header, rows = b1_table.rows, decimals = 3 },
+      { caption = "docs/PAPER.md#fig4: the authors' FPD values", header = b1_table.header, rows = b1_table.rows, decimals = 3 },
     },
     summary = summary.verdicts,
     summary_heading = "Verdicts",

@@ -1,6 +1,6 @@
 -- Fig. 4 and the appendix box plot: phase diagrams of small dense and MoE models over sparsity and importance.
--- Fig. 4 of "Sparsity and Superposition in Mixture of Experts" (SPEC §6.3, §6.10, §7.5, R5) and the appendix box
--- plot of the phase-change losses (§7.6, R6), compared with the authors' numbers (Appendices B.2, B.3).
+-- Fig. 4 of "Sparsity and Superposition in Mixture of Experts" (docs/PAPER.md#phase-score, docs/PAPER.md#phase-colours, docs/PAPER.md#fig4) and the appendix box
+-- plot of the phase-change losses (docs/PAPER.md#box-plot), compared with the authors' numbers (Appendices B.2, B.3).
 --
 -- 8 architectures nmE = 211, 212, 311, 312, 313, 321, 322, 323 (n features, m hidden per expert, E experts; k = 1),
 -- load balancing on (α = 0.01), vectorized (mean-over-features) loss, batch 512, AdamW 1e-3, Xavier init.
@@ -10,7 +10,7 @@
 -- cell is one (architecture, S) row: all its r values × restarts train at once with toymoe.train_many (lockstep,
 -- byte-identical to training each model alone), so summary.csv has one row per (arch, S) and results.npz holds the
 -- per-r values as arrays over r.
--- Per cell and expert: ‖W_last‖, s_last (§6.3, self term included), Σ_{j≠last}(Ŵ_last·W_j)², the class of the last
+-- Per cell and expert: ‖W_last‖, s_last (docs/PAPER.md#phase-score, self term included), Σ_{j≠last}(Ŵ_last·W_j)², the class of the last
 -- feature (ignored ‖W_last‖ < 0.1 / superposed Σ_{j≠last} > 0.1 / else monosemantic), and W itself.
 --
 --   toymoe run scripts/paper/fig4_phase.lua [scale=quick|full] [archs=211,212] [steps=N] [restarts=K]
@@ -24,7 +24,7 @@
 -- full: the published grid, 2262 (S, r) points × 10 restarts × 5000 steps × 8 archs = 180,960 models in
 --   8 × 39 = 312 sweep cells of 580 models each (use --jobs, --resume and --shard).
 --
--- r_mode: the authors' code uses r as the last feature's LOSS WEIGHT (SPEC §9.1, the default here); the paper text
+-- r_mode: the authors' code uses r as the last feature's LOSS WEIGHT (docs/PAPER.md#disagreements, the default here); the paper text
 -- says r scales the last INPUT: pass r_mode=input_scale for that reading.
 --
 -- --input reference=DIR: compare with the authors' released phase-change arrays (DIR/211/expert_weights.npy,
@@ -104,8 +104,8 @@ local CLASSES = { "ignored", "monosemantic", "superposed" }
 local CODE = { ignored = 0, monosemantic = 1, superposed = 2 }
 local SYMBOL = { ignored = ".", monosemantic = "M", superposed = "S" }
 
--- Authors' numbers (SPEC App. B.3: fractions of the 2262 cells per expert, overall / S<0.5 / S≥0.7, in the order
--- ignored, monosemantic, superposed; §7.6: loss quartiles min, Q1, median, Q3, max, mean).
+-- Authors' numbers (docs/PAPER.md#fig4: fractions of the 2262 cells per expert, overall / S<0.5 / S≥0.7, in the order
+-- ignored, monosemantic, superposed; docs/PAPER.md#box-plot: loss quartiles min, Q1, median, Q3, max, mean).
 local PAPER_FRACTIONS = {
   [211] = { { { .13, .33, .54 }, { .22, .61, .16 }, { .01, .00, .98 } } },
   [212] = { { { .07, .27, .66 }, { .06, .25, .69 }, { .08, .31, .60 } },
@@ -214,7 +214,7 @@ local function max_diff(a, b) -- over the three bands and three classes
   end
   return d
 end
--- Compare per-expert fractions with a reference, allowing any expert order (SPEC R5: "expert order may differ").
+-- Compare per-expert fractions with a reference, allowing any expert order (docs/PAPER.md#fig4: "expert order may differ").
 local function match_experts(mine, ref)
   local best, best_perm = math.huge, nil
   for _, p in ipairs(permutations(#mine)) do
@@ -338,7 +338,7 @@ local function finish(rows)
     #S_VALS, #R_VALS, restarts, restarts == 1 and "" or "s", steps), panels)
   if REF then phase("fig4_phase_authors.svg", "Authors' Fig. 4 at the same grid points", ref_panels) end
 
-  -- Box plot of per-cell final losses (§7.6).
+  -- Box plot of per-cell final losses (docs/PAPER.md#box-plot).
   local groups, ref_groups = {}, {}
   local lo, hi = math.huge, 0
   for _, arch in ipairs(archs) do
@@ -478,7 +478,7 @@ local function finish(rows)
       if out_archs[tostring(arch)] then
         have = have + 1
         meds[#meds + 1] = out_archs[tostring(arch)].loss.median
-        -- Falls with E, with 10% slack between the two MoEs (their medians differ by less than that in §7.6).
+        -- Falls with E, with 10% slack between the two MoEs (their medians differ by less than that in docs/PAPER.md#box-plot).
         if #meds >= 2 and meds[#meds] > meds[#meds - 1] * (#meds >= 3 and 1.1 or 1) then ok = false end
       end
     end
@@ -502,9 +502,9 @@ local function finish(rows)
         "coarse grid: the paper's fractions/quartiles are over all 2262 cells; with --input reference=DIR the authors' values at these grid points are given as authors_at_grid",
     },
     notes = {
-      "r is the last feature's loss weight (the authors' code, SPEC §9.1); r_mode=input_scale gives the paper-text reading",
-      "final loss = last minibatch loss incl. the LB term (E = 1 adds a constant 0.01, SPEC §9.16)",
-      "k = 1: the router gets no reconstruction gradient; only LB and weight decay move it (SPEC §3.3)",
+      "r is the last feature's loss weight (the authors' code, docs/PAPER.md#disagreements); r_mode=input_scale gives the paper-text reading",
+      "final loss = last minibatch loss incl. the LB term (E = 1 adds a constant 0.01, docs/PAPER.md#disagreements)",
+      "k = 1: the router gets no reconstruction gradient; only LB and weight decay move it (docs/PAPER.md#router-gradient)",
       "expert order is arbitrary: each model's experts are matched to the paper's by the permutation with the smallest deviation",
       "restarts matter: a restart that drops a feature often keeps a dead output bias (b_i < 0, ReLU(b_i) = 0, no gradient), e.g. 211 at low S, large r costs ≈ 0.17 instead of 0.054; with few restarts (quick) the monosemantic region is patchy",
       "results.npz: W padded with zeros to 3 experts × 3 features × 2 hidden; per-expert lists padded to 3 (class_code −1)",
@@ -521,8 +521,8 @@ local function finish(rows)
     and summary.verdict.loss_falls_with_E
   summary.verdict.text = string.format(
     "Fig. 4 verdict: %s. Compared: dense 2-1-1 structure (ignored at low S and small r, monosemantic at low S and "
-      .. "large r, superposed at S >= 0.7): %s; class fractions per expert within ±0.05 of App. B.3: %s (largest "
-      .. "deviation %.3f, architecture %s); median final loss within 15%% of §7.6: %s (worst architecture %s: ours %.4f vs paper %.4f, %.0f%% off); "
+      .. "large r, superposed at S >= 0.7): %s; class fractions per expert within ±0.05 of docs/PAPER.md#fig4: %s (largest "
+      .. "deviation %.3f, architecture %s); median final loss within 15%% of docs/PAPER.md#box-plot: %s (worst architecture %s: ours %.4f vs paper %.4f, %.0f%% off); "
       .. "median loss falls with E: %s.%s",
     all_ok and "reproduced" or "differs", yes(summary.verdict.dense_211_structure), yes(fractions_ok),
     worst_fraction[2], tostring(worst_fraction[1]), yes(medians_ok), tostring(worst_median[1]), worst_median[3],
@@ -551,12 +551,12 @@ local function finish(rows)
     file = "index.html", title = "Fig. 4: phase diagrams of toy MoEs (no discontinuous phase change)",
     introduction = string.format("Architectures n-m-E with k = 1 and load balancing (α = %g), mean-over-features loss, "
       .. "batch %d, %d steps, %d restarts per cell keeping the lowest final loss; %d × %d cells (S × r) per architecture. "
-      .. "Colours (§6.10): white = last feature ignored, blue = monosemantic, red = superposed; each panel normalized "
+      .. "Colours (docs/PAPER.md#phase-colours): white = last feature ignored, blue = monosemantic, red = superposed; each panel normalized "
       .. "by its own maxima. r = %s.", alpha, batch, steps, restarts, #S_VALS, #R_VALS, r_mode),
     figures = figures,
     tables = {
-      { caption = "Fraction of cells ignored/monosemantic/superposed (last feature), per expert, vs App. B.3", header = fr_header, rows = table_rows },
-      { caption = "Loss quartiles vs §7.6", header = loss_header, rows = loss_rows, decimals = 4 },
+      { caption = "Fraction of cells ignored/monosemantic/superposed (last feature), per expert, vs docs/PAPER.md#fig4", header = fr_header, rows = table_rows },
+      { caption = "Loss quartiles vs docs/PAPER.md#box-plot", header = loss_header, rows = loss_rows, decimals = 4 },
     },
     summary = summary,
   }

@@ -1,18 +1,18 @@
 -- Fig. 5: routing regions of a 2-feature MoE under three router initializations (zero, Xavier, diagonal).
--- Fig. 5 of "Sparsity and Superposition in Mixture of Experts" (SPEC §7.7, R7): routing regions of a 2-feature MoE
+-- Fig. 5 of "Sparsity and Superposition in Mixture of Experts" (docs/PAPER.md#fig5): routing regions of a 2-feature MoE
 -- under three router initializations. n = 2, m = 1, E = 3, k = 1, no load balancing, importance 1, density
 -- p = 0.5, the early-stop trainer (batch 100, ≤ 10,000 steps, lr × 0.1 whenever the minibatch loss < 0.015, stop
 -- when it is < 0.01; sum-over-features loss). Router inits: zero, Xavier, diagonal (G[1,1] = G[2,2] = 1, rest 0).
 -- Each model's routing map (top-1 expert on a 100×100 grid over [0,1]²) is drawn at the start and at the end of
 -- training. The claims: regions are cones through the origin (linear logits, no bias); with k = 1 the router gets
--- no reconstruction gradient (SPEC §3.3), so the end map equals the start map; the diagonal router splits along
+-- no reconstruction gradient (docs/PAPER.md#router-gradient), so the end map equals the start map; the diagonal router splits along
 -- x1 = x2; the zero router sends everything to one expert (ties → lowest index) and pays for it in loss.
 --
 --   toymoe run scripts/paper/fig5_routing.lua [scale=quick|full] [steps=N] [old_es=true] --out results/fig5
 --
 -- quick = full (3 models, ≤ 10,000 steps of batch 100: about 1 s in all); quick only caps the steps at 5,000.
 -- old_es=true: the old experiment-script variant (p = 1, and the model labelled "zero" actually keeps its Xavier
--- gate, the diagonal is written over a Xavier gate; SPEC §9.9). Reference (old ES, p = 1): Xavier "base" 2 sectors,
+-- gate, the diagonal is written over a Xavier gate; docs/PAPER.md#disagreements). Reference (old ES, p = 1): Xavier "base" 2 sectors,
 -- loss 0.028; "zero" (really Xavier, one expert for the whole quadrant) loss 0.075.
 local scale = toymoe.param("scale", "quick")
 assert(scale == "quick" or scale == "full", "scale must be 'quick' or 'full', got " .. tostring(scale))
@@ -184,7 +184,7 @@ local summary = {
   zero_eval_loss_ge_xavier = by.zero.eval_loss >= by.xavier.eval_loss,
   zero_single_expert = #by.zero.experts_used_end == 1,
   paper = {
-    expected = "cones through the origin; routing frozen at init for k = 1 (SPEC §3.3); diagonal splits at x1 = x2; "
+    expected = "cones through the origin; routing frozen at init for k = 1 (docs/PAPER.md#router-gradient); diagonal splits at x1 = x2; "
       .. "zero init routes everything to one expert (ties → lowest index) with a higher loss than Xavier",
     old_es = { xavier_sectors = 2, xavier_loss = 0.028, zero_label_loss = 0.075,
                note = "old ES used p = 1 and its 'zero' model kept a Xavier gate" },
@@ -216,9 +216,9 @@ toymoe.plot.report{
   introduction = string.format("n = 2, m = 1, E = 3, k = 1, no LB, importance 1, p = %g, early-stop trainer "
     .. "(batch 100, ≤ %d steps, drop 0.015, stop 0.01). Top row: routing at initialization; bottom row: after "
     .. "training. With k = 1 the renormalized gate is π/π ≡ 1, so the router receives no reconstruction gradient "
-    .. "(SPEC §3.3) and only AdamW's weight decay (which rescales the logits uniformly, leaving the argmax) "
+    .. "(docs/PAPER.md#router-gradient) and only AdamW's weight decay (which rescales the logits uniformly, leaving the argmax) "
     .. "touches it: the maps are frozen.%s", p, steps,
-    old_es and " Old-ES variant: p = 1 and the 'zero' model keeps a Xavier gate (SPEC §9.9)." or ""),
+    old_es and " Old-ES variant: p = 1 and the 'zero' model keeps a Xavier gate (docs/PAPER.md#disagreements)." or ""),
   figures = {
     { heading = "Routing maps", file = "fig5_routing.svg",
       caption = "Each grid point coloured by its top-1 expert; ties (the origin, the diagonal x₀ = x₁ of the diagonal "

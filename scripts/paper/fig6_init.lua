@@ -1,13 +1,13 @@
 -- Fig. 6: the router's initialization steers which features each expert represents monosemantically.
--- Fig. 6 (v2: Fig. 5) of "Sparsity and Superposition in Mixture of Experts" (SPEC §7.8, R8): the router's
+-- Fig. 6 (v2: Fig. 5) of "Sparsity and Superposition in Mixture of Experts" (docs/PAPER.md#fig6): the router's
 -- initialization steers which features an expert represents monosemantically. n = 20, m = 5, E = 4, k = 1, no load
--- balancing, sum-over-features loss, batch 1024, AdamW 1e-3. With k = 1 the router is frozen (SPEC §3.3), so each
+-- balancing, sum-over-features loss, batch 1024, AdamW 1e-3. With k = 1 the router is frozen (docs/PAPER.md#router-gradient), so each
 -- expert sees exactly the inputs its initial gate sends it.
 --   (a) diagonal gate (G[e,e] = 1), importance 0.7^i, p = 0.09 — expert e should dedicate a direction to feature e;
 --   (b) ORDERED K-hot (K = 5, expert e ↔ features 5(e−1)+1 … 5e), importance 0.7^i, p = 0.1 — the intended version;
 --   (c) random K-hot (K = 5, a random permutation cut into 4 groups), importance 0.7^{perm}, p = 0.1 — each expert's
 --       dedicated features should be the top-importance features of its own group.
--- Authors' bug (SPEC §7.8, §9.8): their loop wrote the ordered K-hot pattern into (c)'s gate, so (b) trained with a
+-- Authors' bug (docs/PAPER.md#fig6, docs/PAPER.md#disagreements): their loop wrote the ordered K-hot pattern into (c)'s gate, so (b) trained with a
 -- ZERO gate in the new experiment script (everything routed to one expert). `authors_bug=true` reproduces that
 -- new-ES behaviour for (b); the default is the intended ordered K-hot.
 --

@@ -1,5 +1,5 @@
 -- Table 1: does a random K-hot router make experts specialize, compared with a Xavier router?
--- Table 1 of "Sparsity and Superposition in Mixture of Experts" (SPEC §6.7, §7.9, R9): does a random K-hot router
+-- Table 1 of "Sparsity and Superposition in Mixture of Experts" (docs/PAPER.md#expert-usage, docs/PAPER.md#table1): does a random K-hot router
 -- make experts specialize, i.e. route inputs to the expert that holds their features monosemantically?
 -- n = 100, m = 10, E = 10, k = 1, p = 0.1, importance 0.9^{perm} with ONE permutation shared by all models,
 -- no load balancing, the vectorized trainer's mean-over-features loss, batch 1024, AdamW 1e-3. N models with a
@@ -12,7 +12,7 @@
 -- counted apart); usage = the fraction of 8192 inputs routed (argmax) to e under three conditions: "unchanged",
 -- "clamped" (features of M_e set to 1) and "only feature active" (others 0, M_e set to a common c ~ U[0,1)).
 -- Both readings of the base distribution are reported: base = "dense" (p = 1, what the authors' code did — the
--- published numbers, SPEC §6.7 quirk) and base = "training" (p = 0.1, what the paper intends). The default plots and
+-- published numbers, docs/PAPER.md#expert-usage quirk) and base = "training" (p = 0.1, what the paper intends). The default plots and
 -- verdicts use the authors' reading, `base=training` switches the headline to the intended one.
 --
 --   toymoe run scripts/paper/table1_specialization.lua [scale=quick|full] [models=N] [steps=T] [batch=B]
@@ -321,7 +321,7 @@ local function finish(rows)
     counts = count_tbl,
     usage = usage,
     usage_note = "mean over experts of each group; sd_over_experts; sem_over_models = sd of per-model group means / sqrt(models). "
-      .. "base 'dense' = the authors' code (inputs drawn with p = 1, SPEC §6.7 quirk), 'training' = p = 0.1 (intended)",
+      .. "base 'dense' = the authors' code (inputs drawn with p = 1, docs/PAPER.md#expert-usage quirk), 'training' = p = 0.1 (intended)",
     final_loss = loss,
     headline_base = headline_base,
     paper = {
@@ -338,7 +338,7 @@ local function finish(rows)
     notes = {
       "Clamped usage with the dense base is dominated, for Xavier, by how unbalanced a Xavier router is on dense inputs "
         .. "(some experts take ~half of them); 'lift' (clamped − unchanged, per expert) removes that and is the low-noise comparison.",
-      string.format("Only-feature-active usage for Xavier is %s pooled here, not ≈ 1/E as SPEC §7.9 guessed [I]: a Xavier expert's "
+      string.format("Only-feature-active usage for Xavier is %s pooled here, not ≈ 1/E as docs/PAPER.md#table1 guessed [I]: a Xavier expert's "
         .. "monosemantic features tend to be the ones whose lone activation routes to it (the frozen router decides which "
         .. "expert trains on a feature). K-hot reaches ≈ 1 because the expert's own logit is then the only nonzero one.",
         type(usage.Xavier.dense.only_feature_active.pooled.mean) == "number"
@@ -454,7 +454,7 @@ local function finish(rows)
     file = "index.html", title = "Table 1: Xavier vs random K-hot router — specialization as monosemantic routing",
     introduction = "n = 100, m = 10, E = 10, k = 1, p = 0.1, importance 0.9^perm (one shared permutation), mean-over-features loss, "
       .. "no load balancing. Usage of expert e under three input conditions, experts grouped by their number of monosemantic "
-      .. "features |M_e| (q < 0.2). K-hot gate: " .. khot_gate .. ". The authors' code drew the usage inputs with p = 1 ('dense' base, SPEC §6.7); the "
+      .. "features |M_e| (q < 0.2). K-hot gate: " .. khot_gate .. ". The authors' code drew the usage inputs with p = 1 ('dense' base, docs/PAPER.md#expert-usage); the "
       .. "training density p = 0.1 ('training' base) is shown too. Reductions: " .. reductions .. ". " .. line,
     figures = figures, tables = tables, summary = verdicts, summary_heading = "Verdicts",
   }

@@ -1,4 +1,4 @@
--- "Toy Models of Superposition" (Elhage et al. 2022), dimensions per feature vs sparsity (SPEC Appendix C).
+-- "Toy Models of Superposition" (Elhage et al. 2022), dimensions per feature vs sparsity (docs/PAPER.md#tms).
 -- Notebook setup: n = 200 features, m = 20 hidden dimensions, uniform importance, densities p_k = 20^(−k/19)
 -- (20 levels, sparsity 0 … 0.95); paper setup (`paper=true`): n = 400, m = 30. TMS training: ReLU-output model
 -- (an E = 1 model here), mean-over-features loss, AdamW 1e-3 (wd 0.01), batch 1024, 10,000 steps, Xavier W, b = 0.
@@ -114,7 +114,7 @@ toymoe.sweep{
     end
     toymoe.plot.report{ file = "index.html", title = "TMS: dimensions per feature vs sparsity",
       introduction = string.format("n = %d, m = %d, uniform importance, densities 20^(−k/%d), mean loss, batch 1024, "
-        .. "%d steps, b = 0 init (SPEC Appendix C).", n, m, math.max(levels - 1, 1), steps),
+        .. "%d steps, b = 0 init (docs/PAPER.md#tms).", n, m, math.max(levels - 1, 1), steps),
       figures = {
         { heading = "D* vs sparsity", file = "tms_fpd_dstar.svg", caption = "Reference lines at the fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8" },
         { heading = "Per-feature Dᵢ", file = "tms_fpd_features.svg", caption = "Each dot one feature at one density; red: D*" },

@@ -1,5 +1,5 @@
 -- Toy Models of Superposition, intro figure: 5 features in 2 dimensions as the features get sparser.
--- "Toy Models of Superposition" (Elhage et al. 2022) intro figure (SPEC Appendix C), the dense predecessor of the
+-- "Toy Models of Superposition" (Elhage et al. 2022) intro figure (docs/PAPER.md#tms), the dense predecessor of the
 -- MoE paper: n = 5 features, m = 2 hidden dimensions, importance 0.9^i, densities p_k = 20^(−k/9) for k = 0…9
 -- (sparsity 0 … 0.95), TMS setup: ReLU-output model x̂ = ReLU(WᵀW x + b) (an E = 1 model here), mean-over-features
 -- importance-weighted loss, AdamW 1e-3 (wd 0.01), batch 1024, Xavier-normal W, b = 0.
@@ -82,7 +82,7 @@ toymoe.sweep{
     toymoe.save_json("summary.json", summary)
     toymoe.plot.report{ file = "index.html", title = "Toy Models of Superposition: intro figure",
       introduction = "n = 5, m = 2, importance 0.9^i, densities 20^(−k/9), mean loss, batch 1024, " .. steps
-        .. " steps, b = 0 init (SPEC Appendix C). The last panel uses uniform importance at density 0.05.",
+        .. " steps, b = 0 init (docs/PAPER.md#tms). The last panel uses uniform importance at density 0.05.",
       figures = { { heading = "Feature vectors", file = "tms_intro.svg",
         caption = "Each arrow is a feature's row Wᵢ; represented = ‖Wᵢ‖ > 0.5" } },
       tables = { { caption = "Per model", header = { "importance", "density", "sparsity", "represented",

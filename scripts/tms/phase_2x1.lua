@@ -1,6 +1,6 @@
 -- Toy Models of Superposition: phase diagram of 2 features in 1 dimension over density and relative importance.
 -- "Toy Models of Superposition" (Elhage et al. 2022) phase diagram for n = 2 features, m = 1 hidden dimension
--- (SPEC Appendix C). Feature 1 has importance 1, feature 2 importance r (log-spaced 0.1…10); both have density s
+-- (docs/PAPER.md#tms). Feature 1 has importance 1, feature 2 importance r (log-spaced 0.1…10); both have density s
 -- (log-spaced 1…0.01). Per cell several models are trained and the lowest final loss is kept. Each cell is
 -- classified from the trained W (2×1): feature 2 not represented / antipodal with feature 1 / dedicated (feature 1
 -- dropped), and compared with the closed-form "toy model of the toy model": dropping a feature of importance I
@@ -132,7 +132,7 @@ toymoe.sweep{
       file = "index.html", title = "TMS phase diagram: 2 features in 1 dimension",
       introduction = "Feature 0 importance 1, feature 1 importance r (0-based, like the files; the TMS paper's x₁, x₂); both "
         .. "with density s. Left: the class of the lowest-loss trained model per cell (from the signs and norms of W); right: "
-        .. "the closed-form winner among drop feature 1 / antipodal pair / drop feature 0 (SPEC Appendix C).",
+        .. "the closed-form winner among drop feature 1 / antipodal pair / drop feature 0 (docs/PAPER.md#tms).",
       figures = { { heading = "Trained vs closed form", file = "phase_2x1.svg",
                     caption = string.format("Agreement on the %d cells not crossed by the closed-form boundary: %.0f%%", away, 100 * fraction) } },
       summary = { cells = #rows, cells_away_from_boundary = away, agreement_away_from_boundary = fraction,
