@@ -29,8 +29,9 @@
 --
 -- --input reference=DIR: compare with the authors' released phase-change arrays (DIR/211/expert_weights.npy,
 -- final_losses.npy, grid_keys.npy, and the same for each architecture). The script reads them read-only through the
--- input (nothing is written there, and no link into the output directory is needed):
---   toymoe run scripts/paper/fig4_phase.lua --input reference=DIR --out results/fig4 --jobs 2
+-- input (nothing is written there, and no link into the output directory is needed). The repository ships them,
+-- with attribution, under data/reference/phase-change:
+--   toymoe run scripts/paper/fig4_phase.lua --input reference=data/reference/phase-change --out results/fig4 --jobs 2
 -- reference=NAME reads another input instead (--input NAME=DIR); naming an input that was not given is an error.
 -- The authors' fractions, quartiles and phase maps are then computed at exactly the grid points this run used and
 -- reported side by side (plus a cell-by-cell class agreement).
