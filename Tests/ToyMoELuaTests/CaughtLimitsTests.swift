@@ -255,7 +255,12 @@ import ToyMoEIO
             """])
         let r = try ChildProcess.run(["run", "\(dir.path)/scripts/t.lua", "--quiet", "--out", "\(dir.path)/o", "--time-limit", "0.3"], in: dir)
         #expect(r.status == 1, "\(r.summary): \(r.stderr.prefix(800))")
-        #expect(r.stderr.contains("t.lua:2: toymoe.plot.table_html: argument 'options': time limit of 0.3 s exceeded"), "\(r.stderr.prefix(800))")
+        // Which clean error comes first depends on the machine's speed: on a loaded machine the copy outlasts the
+        // limit and the conversion's deadline check stops it; on an idle one the 240 MB are copied within 0.3 s
+        // and the text cap refuses them. Either way: a clean error at the call's line, well within the bound.
+        let deadline = r.stderr.contains("t.lua:2: toymoe.plot.table_html: argument 'options': time limit of 0.3 s exceeded")
+        let capped = r.stderr.contains("t.lua:2: toymoe.plot.table_html: header[1]: text of 30000000 bytes is too long to render")
+        #expect(deadline || capped, "\(r.stderr.prefix(800))")
         #expect(r.seconds < 1.5, "\(r.summary)")
         #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/o/a.html"))
         print("table_html 30 MB × 8 under --time-limit 0.3: \(r.summary)")
