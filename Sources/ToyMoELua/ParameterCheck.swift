@@ -126,30 +126,10 @@ enum ParameterCheck {
         let limit = key.count <= 3 ? 1 : 2
         var best: (distance: Int, name: String)?
         for c in candidates.sorted() where c != key {
-            let d = distance(key, c)
+            let d = Suggest.distance(key, c)  // the option tables' did-you-mean distance
             if d <= limit, best == nil || d < best!.distance { best = (d, c) }
         }
         return best?.name
-    }
-
-    /// Optimal string alignment distance (Levenshtein plus adjacent transpositions), over Unicode scalars.
-    static func distance(_ a: String, _ b: String) -> Int {
-        let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
-        if x.isEmpty { return y.count }
-        if y.isEmpty { return x.count }
-        var d = [[Int]](repeating: [Int](repeating: 0, count: y.count + 1), count: x.count + 1)
-        for i in 0...x.count { d[i][0] = i }
-        for j in 0...y.count { d[0][j] = j }
-        for i in 1...x.count {
-            for j in 1...y.count {
-                let cost = x[i - 1] == y[j - 1] ? 0 : 1
-                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-                if i > 1, j > 1, x[i - 1] == y[j - 2], x[i - 2] == y[j - 1] {
-                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-                }
-            }
-        }
-        return d[x.count][y.count]
     }
 
     /// `parameter 'stpes' was never read by the script (did you mean 'steps'?)`, one per unread key. Suggestions

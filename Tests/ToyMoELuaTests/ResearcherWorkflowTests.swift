@@ -138,9 +138,9 @@ import ToyMoEIO
 
     @Test("Suggestions: edit distance with transpositions, close names only")
     func suggestions() {
-        #expect(ParameterCheck.distance("stpes", "steps") == 1)
-        #expect(ParameterCheck.distance("", "abc") == 3)
-        #expect(ParameterCheck.distance("kitten", "sitting") == 3)
+        #expect(Suggest.distance("stpes", "steps") == 1)
+        #expect(Suggest.distance("", "abc") == 3)
+        #expect(Suggest.distance("kitten", "sitting") == 3)
         #expect(ParameterCheck.suggestion(for: "stpes", among: ["steps", "scale"]) == "steps")
         #expect(ParameterCheck.suggestion(for: "lr", among: ["lr_schedule", "n"]) == nil)
         #expect(ParameterCheck.suggestion(for: "sed", among: ["seed"]) == "seed")
