@@ -41,6 +41,45 @@ import ToyMoEIO
         #expect(FileManager.default.fileExists(atPath: r.directory.appendingPathComponent("summary.json").path))
     }
 
+    @Test("fig4 by name from outside the checkout, against the authors' arrays shipped in data/reference/phase-change")
+    func figure4AgainstShippedReference() throws {
+        // What a fresh clone offers: the bundled script by name, the shipped arrays as a read-only input, no symlink.
+        let data = PaperScriptsTests.root.appendingPathComponent("data/reference/phase-change")
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-fig4-reference")
+        let run = try CLITests.toymoe([
+            "run", "paper/fig4_phase", "--input", "reference=\(data.path)", "archs=211,212", "s_list=0.025,0.9",
+            "r_list=0.2,2.5", "restarts=1", "steps=100", "--jobs", "2", "--quiet", "--out", "out",
+        ], in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = dir.appendingPathComponent("out")
+        let summary = try JSONValue(contentsOf: out.appendingPathComponent("summary.json"))
+        #expect(summary["reference"]?.stringValue == "reference")
+        // The authors' losses at the four grid points, read here from the shipped file (cell = i_S · 58 + i_r):
+        // S 0.025 → i_S 0, S 0.9 → 35; r 0.2 → i_r 2, r 2.5 → 48.
+        for arch in ["211", "212"] {
+            let losses = try NpyArray(contentsOf: data.appendingPathComponent("\(arch)/final_losses.npy")).asFloat64()
+            let cells: [Int] = [2, 48, 35 * 58 + 2, 35 * 58 + 48]
+            let atGrid: [Double] = cells.map { losses[$0] }
+            let authors = try #require(summary["architectures"]?[arch]?["authors_loss_at_grid"], "arch \(arch)")
+            let lo = try #require(authors["min"]?.doubleValue), hi = try #require(authors["max"]?.doubleValue)
+            let (authorsMin, authorsMax) = (try #require(atGrid.min()), try #require(atGrid.max()))
+            #expect(abs(lo - authorsMin) < 1e-5, "arch \(arch): min \(lo) vs \(atGrid)")
+            #expect(abs(hi - authorsMax) < 1e-5, "arch \(arch): max \(hi) vs \(atGrid)")
+            let experts = try #require(summary["architectures"]?[arch]?["experts"]?.arrayValue)
+            #expect(experts.count == (arch == "211" ? 1 : 2))
+            for e in experts {
+                let agreement = try #require(e["authors_at_grid"]?["cell_agreement"]?.doubleValue)
+                #expect((0...1).contains(agreement))
+            }
+        }
+        let authorsPhase = try PaperScriptsTests.svg(out, "fig4_phase_authors.svg")
+        #expect(authorsPhase.contains("(authors)"))
+        // Nothing was written into the shipped data, and the run's files name the input it read.
+        #expect(!FileManager.default.fileExists(atPath: data.appendingPathComponent("211/out").path))
+        let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        #expect(config.contains("phase-change"), "config.json records the read-only input")
+    }
+
     @Test("tms/phase_2x1.lua: the trained 2→1 phase diagram matches the closed form away from the boundary")
     func tmsPhase2x1() throws {
         let url = PaperScriptsTests.root.appendingPathComponent("scripts/tms/phase_2x1.lua")
