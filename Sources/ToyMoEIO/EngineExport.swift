@@ -98,7 +98,8 @@ extension TrainingResult {
         } else {
             o["diverged"] = .null
         }
-        o["seconds"] = .number(seconds)
+        // No wall time here: this is a result, the same bytes for the same seed; `toymoe train` records the time in
+        // provenance.json (`extra.training_seconds`) beside the run's other timings.
         return .object(o)
     }
 

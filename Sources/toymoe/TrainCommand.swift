@@ -217,6 +217,7 @@ struct TrainCommand: ParsableCommand {
             return .proceed
         }, progress: progress.isOff ? nil : { progress.add($0) })
         progress.endTraining()
+        provenance.extra["training_seconds"] = .number(result.seconds)
         provenance.finish()
 
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
