@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "CLuaShim", dependencies: ["CLua"]),
         // SVG figures and an HTML index, drawn by hand: no plotting library is available offline.
         .target(name: "ToyMoEPlot", dependencies: ["ToyMoEIO"]),
-        .target(name: "ToyMoELua", dependencies: ["ToyMoE", "ToyMoEIO", "ToyMoEPlot", "CLuaShim"]),
+        .target(name: "ToyMoELua", dependencies: ["ToyMoE", "ToyMoEIO", "ToyMoEPlot", "CLuaShim", "ToyMoEBuildInfo"]),
         .executableTarget(
             name: "toymoe",
             dependencies: [

@@ -1,7 +1,8 @@
 #!/bin/sh
 # build_info.sh PACKAGE_DIR OUTPUT_DIR WORK_DIR
-# Writes OUTPUT_DIR/BuildInfo.swift with the git commit of PACKAGE_DIR and whether its tree is dirty: a tracked file
-# modified, staged or deleted, or an untracked file where SwiftPM compiles from (Sources/, Tests/, Plugins/).
+# Writes OUTPUT_DIR/BuildInfo.swift with the git commit of PACKAGE_DIR, a hash of the compiled sources, and whether
+# the tree is dirty: a tracked file modified, staged or deleted, or an untracked file where SwiftPM compiles from
+# (Sources/, Tests/, Plugins/).
 # Untracked files elsewhere (notes, results) do not count: they are not part of the build, and the build command
 # is not re-run when they appear (its inputs are the tracked files and the targets' sources, see plugin.swift).
 # "unknown" when PACKAGE_DIR is not the top of a git work tree (a tarball, a copy inside another repository) or git
@@ -22,6 +23,15 @@ if [ -n "$top" ] && [ "$(cd "$top" && pwd -P)" = "$(cd "$root" && pwd -P)" ]; th
         fi
     fi
 fi
+# What the numbers depend on, whatever git says: a SHA-256 over every file SwiftPM compiles (Sources/, following the
+# SIMD builds' symlinks) and Package.swift (compiler flags), each hashed with its path, in a fixed order. Sweeps record
+# it in their fingerprint, so a resume never mixes cells computed by two different engines.
+sources=unknown
+if command -v sha256sum >/dev/null 2>&1; then
+    sources=$(cd "$root" && find Sources Package.swift \( -type f -o -type l \) -print0 2>/dev/null | LC_ALL=C sort -z |
+        xargs -0 sha256sum 2>/dev/null | sha256sum | cut -d' ' -f1) || sources=unknown
+    [ -n "$sources" ] || sources=unknown
+fi
 mkdir -p "$out" "$work" || exit 1
 tmp="$work/BuildInfo.swift.tmp"
 cat > "$tmp" <<SWIFT || exit 1
@@ -29,6 +39,7 @@ cat > "$tmp" <<SWIFT || exit 1
 enum GeneratedBuildInfo {
     static let commit = "$commit"
     static let dirty: Bool? = $dirty
+    static let sourcesSHA256 = "$sources"
 }
 SWIFT
 if cmp -s "$tmp" "$out/BuildInfo.swift"; then

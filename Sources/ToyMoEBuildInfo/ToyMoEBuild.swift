@@ -15,6 +15,14 @@ public enum ToyMoEBuild {
     /// an untracked file under Sources/, Tests/ or Plugins/); nil when unknown.
     public static var dirty: Bool? { commit == nil ? nil : GeneratedBuildInfo.dirty }
 
+    /// SHA-256 (hex) over every compiled source file (Sources/, with their paths) and Package.swift at build time,
+    /// or nil when it could not be computed. Unlike `commit` it also tells apart two dirty builds of one commit: two
+    /// binaries with the same value were built from the same engine, bindings and compiler flags.
+    public static var sourcesSHA256: String? {
+        let value = GeneratedBuildInfo.sourcesSHA256
+        return value == "unknown" ? nil : value
+    }
+
     /// `abc123...` or `abc123... (dirty)` or `unknown`, for `--version` and messages.
     public static var description: String {
         guard let commit else { return "unknown" }

@@ -84,7 +84,8 @@ public struct ProvenanceError: Error, CustomStringConvertible, Equatable, Sendab
 ///
 /// Serialised by `toJSON()` as an object with snake_case keys in this order:
 /// `tool, tool_version, build_commit (string, "unknown" when the build did not
-/// know it), build_dirty (bool or null), cwd_git_commit (string or null), seed,
+/// know it), build_dirty (bool or null), build_sources_sha256 (string or null: the
+/// hash of the compiled sources, `ToyMoEBuild.sourcesSHA256`), cwd_git_commit (string or null), seed,
 /// kernel_variant, command_line, start_time, end_time (or null), wall_seconds
 /// (or null), host, swift_compiler, extra`. Times are ISO-8601 UTC with milliseconds
 /// (`2024-05-01T12:34:56.789Z`). `seed` is a JSON integer when it fits in
@@ -98,6 +99,8 @@ public struct Provenance: Sendable, Equatable {
     public var buildCommit: String?
     /// Whether the tool's source tree had uncommitted changes when it was built; nil when unknown.
     public var buildDirty: Bool?
+    /// SHA-256 over the compiled sources and Package.swift at build time (two dirty builds of one commit differ).
+    public var buildSourcesSHA256: String?
     /// HEAD of the git repository containing the working directory the run started in (the user's project,
     /// which is not necessarily the code that ran), if any.
     public var cwdGitCommit: String?
@@ -125,7 +128,8 @@ public struct Provenance: Sendable, Equatable {
     private var startMark: (date: Date, uptime: TimeInterval)?
 
     public init(tool: String, toolVersion: String = ToyMoEVersion.string, buildCommit: String? = ToyMoEBuild.commit,
-                buildDirty: Bool? = ToyMoEBuild.dirty, cwdGitCommit: String? = nil, seed: UInt64,
+                buildDirty: Bool? = ToyMoEBuild.dirty, buildSourcesSHA256: String? = ToyMoEBuild.sourcesSHA256,
+                cwdGitCommit: String? = nil, seed: UInt64,
                 kernelVariant: String, commandLine: [String] = [], startTime: String, endTime: String? = nil,
                 wallSeconds: Double? = nil, host: HostInfo = .current(),
                 swiftCompiler: String = ToyMoEVersion.swiftCompiler, extra: JSONObject = [:]) {
@@ -133,6 +137,7 @@ public struct Provenance: Sendable, Equatable {
         self.toolVersion = toolVersion
         self.buildCommit = buildCommit
         self.buildDirty = buildDirty
+        self.buildSourcesSHA256 = buildSourcesSHA256
         self.cwdGitCommit = cwdGitCommit
         self.seed = seed
         self.kernelVariant = kernelVariant
@@ -173,7 +178,8 @@ public struct Provenance: Sendable, Equatable {
 
     public static func == (lhs: Provenance, rhs: Provenance) -> Bool {
         lhs.tool == rhs.tool && lhs.toolVersion == rhs.toolVersion && lhs.buildCommit == rhs.buildCommit
-            && lhs.buildDirty == rhs.buildDirty && lhs.cwdGitCommit == rhs.cwdGitCommit
+            && lhs.buildDirty == rhs.buildDirty && lhs.buildSourcesSHA256 == rhs.buildSourcesSHA256
+            && lhs.cwdGitCommit == rhs.cwdGitCommit
             && lhs.seed == rhs.seed && lhs.kernelVariant == rhs.kernelVariant && lhs.commandLine == rhs.commandLine
             && lhs.startTime == rhs.startTime && lhs.endTime == rhs.endTime && lhs.wallSeconds == rhs.wallSeconds
             && lhs.host == rhs.host && lhs.swiftCompiler == rhs.swiftCompiler && lhs.extra == rhs.extra
@@ -189,6 +195,7 @@ public struct Provenance: Sendable, Equatable {
             "tool_version": .string(toolVersion),
             "build_commit": .string(buildCommit ?? "unknown"),
             "build_dirty": buildDirty.map { .bool($0) } ?? .null,
+            "build_sources_sha256": buildSourcesSHA256.map { .string($0) } ?? .null,
             "cwd_git_commit": cwdGitCommit.map { .string($0) } ?? .null,
             "seed": seedValue,
             "kernel_variant": .string(kernelVariant),
@@ -210,6 +217,9 @@ public struct Provenance: Sendable, Equatable {
         let build = try Provenance.field(json, "build_commit") { $0.stringValue }
         buildCommit = build == "unknown" ? nil : build
         buildDirty = try Provenance.optionalField(json, "build_dirty", "a boolean or null") { $0.boolValue }
+        // Absent in files written before it was recorded: read as unknown.
+        buildSourcesSHA256 = json["build_sources_sha256"] == nil ? nil
+            : try Provenance.optionalField(json, "build_sources_sha256", "a string or null") { $0.stringValue }
         cwdGitCommit = try Provenance.optionalField(json, "cwd_git_commit", "a string or null") { $0.stringValue }
         seed = try Provenance.field(json, "seed", expected: "a non-negative integer or decimal string") { value in
             if let int = value.intValue, case .int = value { return UInt64(exactly: int) }

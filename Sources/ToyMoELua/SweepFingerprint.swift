@@ -1,9 +1,11 @@
 import Foundation
 import ToyMoE
+import ToyMoEBuildInfo
 import ToyMoEIO
 
 /// What determines a sweep's results besides its declaration (cells, replicates, selection, seed): the script's
-/// text, the KEY=VALUE parameters, the tool version and the kernel variant in use. It is recorded in sweep.json; a
+/// text, the KEY=VALUE parameters, the tool version, the kernel variant in use and the build's sources (a SHA-256
+/// over every compiled file: a kernel change that moves results keeps the tool version and the variant's name). It is recorded in sweep.json; a
 /// `--resume` or a `toymoe merge` whose fingerprint differs is refused with the differing fields named, so one
 /// directory never holds cells computed two different ways under one claim.
 ///
@@ -21,15 +23,18 @@ public struct SweepFingerprint: Sendable, Equatable {
     public var params: [(String, String)]
     public var toolVersion: String
     public var kernelVariant: String
+    /// `ToyMoEBuild.sourcesSHA256` ("unknown" when the build could not compute it).
+    public var sourcesSHA256: String
 
     public init(script: String, params: [(String, String)], toolVersion: String = ToyMoEVersion.string,
-                kernelVariant: String = KernelVariant.current) {
+                kernelVariant: String = KernelVariant.current, sourcesSHA256: String? = ToyMoEBuild.sourcesSHA256) {
         self.scriptSHA256 = SHA256.hex(Array(script.utf8))
         var last: [String: String] = [:]
         for (k, v) in params { last[k] = v }
         self.params = last.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         self.toolVersion = toolVersion
         self.kernelVariant = kernelVariant
+        self.sourcesSHA256 = sourcesSHA256 ?? "unknown"
     }
 
     public static func == (a: SweepFingerprint, b: SweepFingerprint) -> Bool {
@@ -43,6 +48,7 @@ public struct SweepFingerprint: Sendable, Equatable {
         return .object([
             "layout_version": .int(Self.layoutVersion), "script_sha256": .string(scriptSHA256), "params": .object(p),
             "tool_version": .string(toolVersion), "kernel_variant": .string(kernelVariant),
+            "sources_sha256": .string(sourcesSHA256),
         ])
     }
 
@@ -71,8 +77,13 @@ public struct SweepFingerprint: Sendable, Equatable {
             if fa != fb { out.append("fingerprint: \(fa == nil ? "absent (written by an older toymoe)" : "present") vs \(fb == nil ? "absent (written by an older toymoe)" : "present")") }
             return out
         }
-        for key in ["layout_version", "script_sha256", "tool_version", "kernel_variant"] where fa?[key] != fb?[key] {
-            out.append("\(key == "script_sha256" ? "script (SHA-256 of its text)" : key): \(show(fa?[key])) vs \(show(fb?[key]))")
+        let labels = [
+            "script_sha256": "script (SHA-256 of its text)",
+            "sources_sha256": "toymoe build (SHA-256 of its compiled sources: another engine may compute other numbers)",
+        ]
+        for key in ["layout_version", "script_sha256", "tool_version", "kernel_variant", "sources_sha256"]
+        where fa?[key] != fb?[key] {
+            out.append("\(labels[key] ?? key): \(show(fa?[key])) vs \(show(fb?[key]))")
         }
         if fa?["params"] != fb?["params"] {
             let pa = fa?["params"]?.objectValue ?? JSONObject(), pb = fb?["params"]?.objectValue ?? JSONObject()

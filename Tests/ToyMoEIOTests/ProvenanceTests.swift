@@ -32,14 +32,14 @@ struct ProvenanceTests {
     func jsonRoundTrip() throws {
         var record = Provenance(
             tool: "toymoe train", buildCommit: String(repeating: "cd", count: 20), buildDirty: true,
-            cwdGitCommit: String(repeating: "ab", count: 20), seed: 42, kernelVariant: "simd",
+            buildSourcesSHA256: String(repeating: "ef", count: 32), cwdGitCommit: String(repeating: "ab", count: 20), seed: 42, kernelVariant: "simd",
             commandLine: ["toymoe", "train", "--seed", "42"], startTime: "2024-01-01T00:00:00.000Z",
             endTime: "2024-01-01T00:00:01.500Z", wallSeconds: 1.5,
             host: HostInfo(os: "Linux", osVersion: "6.1", architecture: "x86_64", cpuCount: 2, activeCPUCount: 2),
             extra: ["experts": 4, "sparsity": 0.9])
         let json = record.toJSON()
         #expect(json.objectValue?.keys == [
-            "tool", "tool_version", "build_commit", "build_dirty", "cwd_git_commit", "seed", "kernel_variant", "command_line", "start_time",
+            "tool", "tool_version", "build_commit", "build_dirty", "build_sources_sha256", "cwd_git_commit", "seed", "kernel_variant", "command_line", "start_time",
             "end_time", "wall_seconds", "host", "swift_compiler", "extra",
         ])
         #expect(json["tool_version"] == .string(ToyMoEVersion.string))
@@ -60,6 +60,11 @@ struct ProvenanceTests {
         #expect(record.toJSON()["build_commit"] == .string("unknown"))
         #expect(record.toJSON()["build_dirty"] == .null)
         #expect(try Provenance(json: JSONValue(parsing: record.toJSON().prettyPrinted())) == record)
+        #expect(record.toJSON()["build_sources_sha256"] == .string(String(repeating: "ef", count: 32)))
+        // A file written before the source hash was recorded reads back with it unknown.
+        guard case .object(var old) = record.toJSON() else { Issue.record("not an object"); return }
+        old["build_sources_sha256"] = nil
+        #expect(try Provenance(json: .object(old)).buildSourcesSHA256 == nil)
 
         expectError(ProvenanceError.self, { _ = try Provenance(json: ["tool": 3]) }) { $0.field == "tool" }
     }
@@ -71,6 +76,7 @@ struct ProvenanceTests {
         #expect(record.host.cpuCount >= 1)
         #expect(record.cwdGitCommit == nil)
         #expect(record.buildCommit == ToyMoEBuild.commit && record.buildDirty == ToyMoEBuild.dirty)
+        #expect(record.buildSourcesSHA256 == ToyMoEBuild.sourcesSHA256 && ToyMoEBuild.sourcesSHA256?.count == 64)
         record.finish()
         #expect(record.endTime != nil)
         #expect((record.wallSeconds ?? -1) >= 0)

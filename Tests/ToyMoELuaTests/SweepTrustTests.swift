@@ -114,6 +114,64 @@ import ToyMoEIO
         #expect(spec["accepted_mismatches"]?.arrayValue?.contains(.string("params: steps=3 vs steps=30")) == true)
     }
 
+    @Test("A sweep records the build's source hash; --resume by another build of toymoe is refused by name")
+    func resumeRefusesAnotherBuild() throws {
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-fingerprint-build")
+        try Self.paramScript.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
+        let half = try CLITests.toymoe(["run", "s.lua", "--out", "o", "--shard", "0/2", "--quiet"], in: dir)
+        #expect(half.status == 0, "\(half.stderr)")
+        let specURL = dir.appendingPathComponent("o/sweep.json")
+        let spec = try JSONValue(contentsOf: specURL)
+        let recorded = try #require(spec["fingerprint"]?["sources_sha256"]?.stringValue)
+        #expect(recorded.count == 64 && recorded.allSatisfy(\.isHexDigit), "\(recorded)")
+        let provenance = try JSONValue(contentsOf: dir.appendingPathComponent("o/provenance.json"))
+        #expect(provenance["build_sources_sha256"]?.stringValue == recorded, "provenance and fingerprint name one build")
+        // What another build would have written (a kernel edited after the first half ran): refused, naming it.
+        let other = String(repeating: "0", count: 64)
+        let text = try String(contentsOf: specURL, encoding: .utf8).replacingOccurrences(of: recorded, with: other)
+        try text.write(to: specURL, atomically: true, encoding: .utf8)
+        let before = try OutputFiles.all(dir.appendingPathComponent("o")).filter { !OutputFiles.nonReproducible.contains($0.key) }
+        let resumed = try CLITests.toymoe(["run", "s.lua", "--out", "o", "--resume", "--quiet"], in: dir)
+        #expect(resumed.status == 1 && resumed.stderr.contains("toymoe build (SHA-256 of its compiled sources")
+            && resumed.stderr.contains(other) && resumed.stderr.contains(recorded), "\(resumed.stderr)")
+        let after = try OutputFiles.all(dir.appendingPathComponent("o")).filter { !OutputFiles.nonReproducible.contains($0.key) }
+        #expect(after == before, "no cell of the other build was added")
+    }
+
+    @Test("The build's source hash changes with any compiled file and only with them (build_info.sh)")
+    func sourcesHashFollowsTheSources() throws {
+        let root = PaperScriptsTests.root
+        let copy = try ScriptTestResult.temporaryDirectory("toymoe-sources-hash")
+        let fm = FileManager.default
+        try fm.copyItem(at: root.appendingPathComponent("Sources"), to: copy.appendingPathComponent("Sources"))
+        try fm.copyItem(at: root.appendingPathComponent("Package.swift"), to: copy.appendingPathComponent("Package.swift"))
+        func hash() throws -> String {
+            let out = copy.appendingPathComponent("generated-\(UUID().uuidString)")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = [root.appendingPathComponent("Plugins/BuildInfoPlugin/build_info.sh").path, copy.path, out.path,
+                           copy.appendingPathComponent("work").path]
+            try p.run()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            let text = try String(contentsOf: out.appendingPathComponent("BuildInfo.swift"), encoding: .utf8)
+            let line = try #require(text.split(separator: "\n").first { $0.contains("sourcesSHA256") })
+            return String(try #require(line.split(separator: "\"").dropFirst().first))
+        }
+        let first = try hash()
+        #expect(first.count == 64)
+        #expect(try hash() == first, "the same files give the same hash")
+        try "notes".write(to: copy.appendingPathComponent("NOTES.txt"), atomically: true, encoding: .utf8)
+        #expect(try hash() == first, "a file outside Sources/ and Package.swift does not count")
+        let kernel = copy.appendingPathComponent("Sources/ToyMoEKernels/MoEKernels.swift")
+        try (String(contentsOf: kernel, encoding: .utf8) + "\n").write(to: kernel, atomically: true, encoding: .utf8)
+        let edited = try hash()
+        #expect(edited != first, "an edited kernel is another build")
+        let flags = copy.appendingPathComponent("Package.swift")
+        try (String(contentsOf: flags, encoding: .utf8) + "\n// flags\n").write(to: flags, atomically: true, encoding: .utf8)
+        #expect(try hash() != edited, "Package.swift (compiler flags) counts")
+    }
+
     @Test("toymoe merge refuses shards of other parameters or of an unrelated run with the same grid")
     func mergeRefusesOtherRuns() throws {
         let dir = try ScriptTestResult.temporaryDirectory("toymoe-merge-fp")
