@@ -73,6 +73,26 @@ import ToyMoEKernels
         try? FileManager.default.removeItem(at: dir)
     }
 
+    @Test("Bundled paper sweeps at a tiny scale: every result file byte-identical across two runs (--jobs 1 and 2)",
+          arguments: [
+              ("paper/fig3_features_per_dim", ["densities=2", "steps=40", "batch=32", "eval_samples=128", "fpd_samples=64"]),
+              ("paper/table1_specialization", ["models=2", "steps=40", "batch=32", "usage_batch=256"]),
+              ("paper/fig4_phase", ["archs=212", "s_list=0.1,0.9", "r_list=0.5", "restarts=2", "steps=50"]),
+          ])
+    func bundledSweepsSameBytes(script: String, params: [String]) throws {
+        // A cell result that carries a wall time (fig3 and table1 once stored `r.seconds`) differs on every run.
+        let dir = try ScriptTestResult.temporaryDirectory("toymoe-det-bundled")
+        var outs: [URL] = []
+        for jobs in [1, 2] {
+            let r = try CLITests.toymoe(["run", script] + params + ["--quiet", "--out", "j\(jobs)", "--jobs", "\(jobs)"], in: dir)
+            #expect(r.status == 0, "\(r.stderr)")
+            outs.append(dir.appendingPathComponent("j\(jobs)"))
+        }
+        #expect(try OutputFiles.all(outs[0]).keys.contains { $0.hasPrefix("cells/") }, "the script ran a sweep")
+        try OutputFiles.expectSame(outs[0], outs[1], normalizeConfig: true)
+        try? FileManager.default.removeItem(at: dir)
+    }
+
     @Test("Kernel variants: same cells, seeds and draws; losses and weights agree to rounding (not bitwise)")
     func variantsAgreeToRounding() throws {
         let dir = try Self.prepare()

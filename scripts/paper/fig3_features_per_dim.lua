@@ -314,7 +314,6 @@ toymoe.sweep{
       final_loss = r.final_loss,
       fpd = M.features_per_dimension(model, { data = data, samples = fpd_samples }),
       eval_loss = eval_loss(model, data, eval_samples),
-      seconds = r.seconds,
     }
     model:free()
     return out

@@ -84,7 +84,7 @@ local function run(cell, ctx)
   local model = toymoe.model{ n_features = n, n_hidden = m, n_experts = E, n_active_experts = 1,
     init = cell.init == "khot" and { gate = "random_khot", overlay_gate = khot_gate == "overlay" } or nil }
   local r = toymoe.train(model, { data = data, steps = steps, batch_size = batch, loss = "mean", history_every = 100 })
-  local out = { final_loss = r.final_loss, train_seconds = r.seconds, size = {} }
+  local out = { final_loss = r.final_loss, size = {} }
   for _, base in ipairs(bases) do
     local u = M.expert_usage(model, { data = data, base = base, batch = usage_batch })
     for _, c in ipairs(conditions) do
