@@ -184,7 +184,8 @@ public struct ProgressEstimate: Sendable, Equatable {
 /// S_g·c_g seconds (S_g: the group's mean steps per finished cell, else the sweep's estimate above; a running cell
 /// the part it has not done), and secondsLeft is when the last worker is free if the cells not started go, in the
 /// run's order, each to the worker free first, as the sweep's queue hands them out (so a last costly cell on one
-/// worker is accounted for, not spread over idle ones). nil while no group has both steps and time (nothing to
+/// worker is accounted for, not spread over idle ones; a worker left alone runs faster when the process had less
+/// than a core per worker, see `secondsLeft(at:cores:)`). nil while no group has both steps and time (nothing to
 /// estimate from). Nothing here is hard-coded: the costs are measured as the sweep runs, so they follow kernel
 /// changes and machine load; the estimate is only as representative as the cells seen so far, which is why the
 /// sweep runs its cells in a spread order (`SweepSpec.executionOrder`).
@@ -262,7 +263,13 @@ public struct SweepWork: Sendable, Equatable {
 
     /// Seconds until the cells of this run are finished, at time `t` (see the type's description); nil while
     /// nothing tells.
-    public func secondsLeft(at t: Double) -> Double? {
+    /// - Parameter cores: the cores' worth of CPU this process has had during the sweep (its CPU seconds per wall
+    ///   second), or nil when not measured. The costs are learnt while every worker is busy; when fewer are (the last
+    ///   cells), each may run faster if the process had less CPU than one core per worker (a shared machine: its
+    ///   share goes to the busy workers), up to one core each: a busy worker's speed relative to the learnt one,
+    ///   with b workers busy, is min(1, cores/b) / min(1, cores/b₀), b₀ the workers busy now (the costs are taken
+    ///   as learnt at b₀: all workers while cells wait). With a core per worker (or nil) it is 1.
+    public func secondsLeft(at t: Double, cores: Double? = nil) -> Double? {
         guard let perCell = stepsPerCell else { return nil }
         let running = self.running
         // Learnt seconds per model-step of each group: finished cells plus the running ones so far.
@@ -290,25 +297,44 @@ public struct SweepWork: Sendable, Equatable {
             if let g, let f = groups[g], f.cells > 0 { return Double(f.steps) / Double(f.cells) }
             return perCell
         }
-        // Each worker's time until it is free: a running cell's steps left at its group's cost.
-        var free = running.map { _, slot in
+        // Each busy worker's work left (seconds at the learnt speed): a running cell's steps left at its group's cost.
+        var busy = running.map { _, slot in
             Swift.max(0, stepsOfCell(slot.group) - Double(slot.done)) * (slot.group.flatMap { cost[$0] } ?? unseenCost)
         }
-        free += [Double](repeating: 0, count: Swift.max(0, workers - free.count))
         // The cells not started, in the order they will start (with `cost_by`, the groups of the run's order; without,
         // every one a cell not seen yet), each going to the worker free first, as the sweep's queue hands them out.
         let notStarted = Swift.max(0, cellsTotal - cellsFinished - running.count)
         let start = Swift.min(queue.count, Swift.max(0, cellsTotal - notStarted))
         var durations: [Double] = queue[start...].prefix(notStarted).map { stepsOfCell($0) * (cost[$0] ?? unseenCost) }
         durations += [Double](repeating: perCell * unseenCost, count: notStarted - durations.count)
-        // Beyond a few thousand cells the queue is spread evenly (the order no longer matters to a few percent).
+        // Beyond a few thousand cells the rest is spread evenly over the workers (the order no longer matters much).
         let simulated = Swift.min(durations.count, 4096)
-        for d in durations[..<simulated] {
-            let w = free.indices.min { free[$0] < free[$1] }!
-            free[w] += d
+        let rest = durations[simulated...].reduce(0, +) / Double(workers)
+        // Relative to now: the costs were learnt with about as many workers busy as now (all of them while cells
+        // wait; in the last cells, a running cell's cost is mostly what it showed lately).
+        let current = Swift.max(1, Swift.min(workers, busy.count))
+        func speed(_ b: Int) -> Double {
+            guard let cores, cores > 0, b > 0 else { return 1 }
+            return Swift.min(1, cores / Double(b)) / Swift.min(1, cores / Double(current))
         }
-        let rest = durations[simulated...].reduce(0, +) / Double(free.count)
-        return free.max()! + rest
+        // Event by event: the busy workers run at speed(b); when one is done it takes the next cell.
+        var next = 0
+        while busy.count < workers && next < simulated {
+            busy.append(durations[next])
+            next += 1
+        }
+        var elapsed = 0.0
+        while let least = busy.min() {
+            elapsed += least / speed(busy.count)
+            let i = busy.firstIndex(of: least)!
+            busy = busy.map { $0 - least }
+            busy.remove(at: i)
+            if next < simulated {
+                busy.append(durations[next])
+                next += 1
+            }
+        }
+        return elapsed + rest
     }
 
     public mutating func declare(_ steps: Int, slot: Int) {
@@ -353,6 +379,9 @@ public final class ProgressReporter: @unchecked Sendable {
     public let options: ProgressOptions
     let sink: @Sendable (String) -> Void
     let now: @Sendable () -> Double
+    /// CPU seconds of the whole process (nil: not measured); with `now`, how many cores' worth the sweep gets.
+    let cpuNow: (@Sendable () -> Double)?
+    var sweepCPUStart = 0.0
     let lock = NSLock()
     /// Columns of the terminal (the bar line is cut to fit, or `\r` could not redraw a wrapped line).
     let columns: Int
@@ -379,16 +408,32 @@ public final class ProgressReporter: @unchecked Sendable {
     /// - Parameters:
     ///   - sink: receives the text to write (default: standard error), under the reporter's lock.
     ///   - clock: monotonic seconds (tests pass their own).
+    ///   - cpuClock: the process's CPU seconds; by default the real one, unless `clock` is given (then none, so
+    ///     that a test's estimates do not depend on this machine).
     public init(
         options: ProgressOptions, columns: Int? = nil, sink: (@Sendable (String) -> Void)? = nil,
-        clock: (@Sendable () -> Double)? = nil
+        clock: (@Sendable () -> Double)? = nil, cpuClock: (@Sendable () -> Double)? = nil
     ) {
         self.options = options
         self.sink = sink ?? { FileHandle.standardError.write(Data($0.utf8)) }
         self.now = clock ?? { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        if let cpuClock {
+            self.cpuNow = cpuClock
+        } else if clock != nil {
+            self.cpuNow = nil
+        } else {
+            self.cpuNow = Self.processCPUSeconds
+        }
         self.columns = columns ?? Self.terminalColumns()
         workStart = self.now()
         lastDraw = workStart
+    }
+
+    /// CPU seconds used by the whole process (all threads) so far.
+    @Sendable static func processCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     static func terminalColumns() -> Int {
@@ -446,6 +491,7 @@ public final class ProgressReporter: @unchecked Sendable {
         defer { lock.unlock() }
         begin(label: "sweep")
         sweep = SweepWork(cellsTotal: cells, replicates: replicates, workers: workers, groups: groups)
+        sweepCPUStart = cpuNow?() ?? 0
         self.resumed = resumed
     }
 
@@ -521,9 +567,11 @@ public final class ProgressReporter: @unchecked Sendable {
 
     func currentEstimate(at t: Double) -> ProgressEstimate {
         if let sweep {
+            // Cores' worth of CPU the process had since the sweep began (see SweepWork.secondsLeft).
+            let cores = cpuNow.flatMap { cpu in t > workStart ? (cpu() - sweepCPUStart) / (t - workStart) : nil }
             return ProgressEstimate(
                 elapsed: t - workStart, done: sweep.done, total: sweep.total, estimated: true,
-                cells: (sweep.cellsFinished, sweep.cellsTotal, resumed), secondsLeft: .some(sweep.secondsLeft(at: t)))
+                cells: (sweep.cellsFinished, sweep.cellsTotal, resumed), secondsLeft: .some(sweep.secondsLeft(at: t, cores: cores)))
         }
         return ProgressEstimate(elapsed: t - workStart, done: topDone, total: topDeclared > 0 ? topDeclared : nil)
     }

@@ -75,6 +75,20 @@ import ToyMoEIO
         // both workers would say 130 s).
         let left = try #require(w.secondsLeft(at: 20))
         #expect(abs(left - 180) < 1e-9, "\(left)")
+        #expect(abs((w.secondsLeft(at: 20, cores: 2) ?? 0) - 180) < 1e-9, "a core per worker: no faster alone")
+        #expect(abs((w.secondsLeft(at: 20, cores: 3.5) ?? 0) - 180) < 1e-9, "more cores than workers: the same")
+        // The process had one core for its two workers: alone, the third cell gets the whole core and runs twice
+        // as fast as it was learnt (80 s, then 100 s / 2).
+        let shared = try #require(w.secondsLeft(at: 20, cores: 1))
+        #expect(abs(shared - 130) < 1e-9, "\(shared)")
+        // Half a core for two: alone at most 2× too (speed min(1, 0.5/1) / min(1, 0.5/2) = 2).
+        #expect(abs((w.secondsLeft(at: 20, cores: 0.5) ?? 0) - 130) < 1e-9)
+        // The third cell, started alone after the others finished: its cost was learnt alone, so no speed-up again.
+        var last = SweepWork(cellsTotal: 1, replicates: 1, workers: 2)
+        last.cellStarted(slot: 0, group: "c2", at: 100)
+        last.declare(1000, slot: 0)
+        last.add(200, slot: 0)  // 200 steps in 10 s
+        #expect(abs((last.secondsLeft(at: 110, cores: 1) ?? 0) - 40) < 1e-9)
     }
 
     @Test("A group not seen yet is priced at the unweighted mean of the learnt groups' costs")
