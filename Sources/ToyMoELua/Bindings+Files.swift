@@ -252,7 +252,7 @@ extension Bindings {
 
     // MARK: Sweeps
 
-    static let sweepOptions = ["name", "grid", "cells", "order", "replicates", "select", "run", "finish"]
+    static let sweepOptions = ["name", "grid", "cells", "order", "replicates", "select", "cost_by", "schedule", "run", "finish"]
 
     static func installSweep(_ rt: LuaRuntime, _ ctx: ScriptContext) throws(LuaError) {
         try rt.register(module: "toymoe", functions: [
@@ -333,9 +333,33 @@ extension Bindings {
                     }
                 case let other: throw opts.fail("select", "\"all\", {minimize = key} or {maximize = key}", other)
                 }
+                // What sets a cell's cost per model-step (the ETA learns it per group) and the run order: neither
+                // changes a result.
+                var costBy: [String] = []
+                switch opts.value("cost_by") {
+                case .nil: break
+                case .string(let k): costBy = [k]
+                case .table(let t) where t.hash.isEmpty && !t.array.isEmpty && t.array.allSatisfy({ $0.stringValue != nil }):
+                    costBy = t.array.compactMap { $0.stringValue }
+                case let other: throw opts.fail("cost_by", "a parameter name or a list of them", other)
+                }
+                for key in costBy {
+                    if let i = cells.firstIndex(where: { $0[key] == nil }) {
+                        let names = cells[i].keys.sorted().joined(separator: ", ")
+                        throw LuaCallError("cost_by: '\(key)' is not a parameter of cells[\(i + 1)] (its parameters: \(names))")
+                    }
+                }
+                var schedule = SweepSpec.Schedule.spread
+                switch opts.value("schedule") {
+                case .nil: break
+                case .string(let text) where SweepSpec.Schedule(rawValue: text) != nil: schedule = SweepSpec.Schedule(rawValue: text)!
+                case let other: throw opts.fail("schedule", "\"spread\" (default) or \"declared\"", other)
+                }
                 ctx.sweep = SweepDeclaration(
-                    spec: SweepSpec(name: name, cells: cells, replicates: replicates, selection: selection), run: run,
-                    finish: try opts.optionalFunction("finish"))
+                    spec: SweepSpec(
+                        name: name, cells: cells, replicates: replicates, selection: selection, costBy: costBy,
+                        schedule: schedule),
+                    run: run, finish: try opts.optionalFunction("finish"))
                 return []
             }
         ])

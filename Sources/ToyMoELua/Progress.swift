@@ -71,18 +71,26 @@ public struct ProgressEstimate: Sendable, Equatable {
     public var estimated: Bool = false
     /// For a sweep: cells finished (this run), cells to run (this run), cells finished by earlier runs.
     public var cells: (done: Int, total: Int, resumed: Int)?
+    /// Seconds left as a cost-weighted estimator computed them (a sweep: `SweepWork.secondsLeft`); when set, `eta`
+    /// is this (nil: nothing to estimate from yet) instead of the steps left at the overall rate.
+    public var secondsLeft: Double??
 
     public static func == (a: Self, b: Self) -> Bool {
         a.elapsed == b.elapsed && a.done == b.done && a.total == b.total && a.estimated == b.estimated
             && a.cells?.done == b.cells?.done && a.cells?.total == b.cells?.total && a.cells?.resumed == b.cells?.resumed
+            && a.secondsLeft == b.secondsLeft
     }
 
-    public init(elapsed: Double, done: Int, total: Int?, estimated: Bool = false, cells: (done: Int, total: Int, resumed: Int)? = nil) {
+    public init(
+        elapsed: Double, done: Int, total: Int?, estimated: Bool = false, cells: (done: Int, total: Int, resumed: Int)? = nil,
+        secondsLeft: Double?? = nil
+    ) {
         self.elapsed = elapsed
         self.done = done
         self.total = total.map { Swift.max($0, done) }
         self.estimated = estimated
         self.cells = cells
+        self.secondsLeft = secondsLeft
     }
 
     /// Model-steps per second so far (0 before any).
@@ -94,8 +102,10 @@ public struct ProgressEstimate: Sendable, Equatable {
         return Swift.min(1, Double(done) / Double(total))
     }
 
-    /// Seconds left at the rate so far; nil until a step is done and a total is known.
+    /// Seconds left: `secondsLeft` when an estimator gave it, else the steps left at the rate so far; nil until a
+    /// step is done and a total is known.
     public var eta: Double? {
+        if let secondsLeft { return secondsLeft.map { Swift.max(0, $0) } }
         guard let total, done > 0, elapsed > 0 else { return nil }
         return Double(total - done) / rate
     }
@@ -156,31 +166,73 @@ public struct ProgressEstimate: Sendable, Equatable {
     }
 }
 
-/// A sweep's work in model-steps, as far as it is known while it runs. A cell's steps are known only once its
-/// trainings start (each declares models × steps) or once it finishes (steps actually run, early stops
-/// included). The total is therefore estimated: finished cells count their actual steps; every other cell counts
-/// the mean of the finished cells (before any finished: the mean over running cells of what their first
-/// replicates declared, times the replicates); a running cell counts at least what it has done. Steps of running
-/// cells count as done right away, so the rate, and with it the ETA, move within a cell.
+/// A sweep's work in model-steps, as far as it is known while it runs, and the time it still needs.
+///
+/// **Steps.** A cell's steps are known only once its trainings start (each declares models × steps) or once it
+/// finishes (steps actually run, early stops included). The total is therefore estimated: finished cells count their
+/// actual steps; every other cell counts the mean of the finished cells (before any finished: the mean over running
+/// cells of what their first replicates declared, times the replicates); a running cell counts at least what it has
+/// done. Steps of running cells count as done right away, so the rate, and with it the ETA, move within a cell.
+///
+/// **Time left** (`secondsLeft`). Cells may differ in what a model-step costs (a 20-expert model's step costs several
+/// times a dense one's), so the steps left at the overall rate mislead: cheap cells finish many steps while a costly
+/// one runs, and the rate over-represents them. Instead each *cost group* g learns its worker-seconds per model-step
+///   c_g = (Σ seconds of its finished cells + Σ time its running cells have run) / (their model-steps),
+/// from the cells of g that ran or are running. A group is what the sweep declares with `cost_by` (cells with equal
+/// values of those parameters); without it every cell is its own group. A group with no steps yet is priced at the
+/// unweighted mean of the learnt groups' c_g (each group counts once, however many steps it ran). A cell then takes
+/// S_g·c_g seconds (S_g: the group's mean steps per finished cell, else the sweep's estimate above; a running cell
+/// the part it has not done), and secondsLeft is when the last worker is free if the cells not started go, in the
+/// run's order, each to the worker free first, as the sweep's queue hands them out (so a last costly cell on one
+/// worker is accounted for, not spread over idle ones; a worker left alone runs faster when the process had less
+/// than a core per worker, see `secondsLeft(at:cores:)`). nil while no group has both steps and time (nothing to
+/// estimate from). Nothing here is hard-coded: the costs are measured as the sweep runs, so they follow kernel
+/// changes and machine load; the estimate is only as representative as the cells seen so far, which is why the
+/// sweep runs its cells in a spread order (`SweepSpec.executionOrder`).
+/// Times are given by the caller (`at:`): the type itself reads no clock, so tests feed it synthetic events.
 public struct SweepWork: Sendable, Equatable {
     public struct Slot: Sendable, Equatable {
         public var done = 0
         /// Model-steps the cell's first replicate declared (later replicates repeat its trainings).
         public var declared = 0
         public var replicatesStarted = 0
+        /// The running cell's cost group and when it started (nil when not reported).
+        public var group: String?
+        public var started: Double?
+        public init() {}
+    }
+    /// What the finished cells of one cost group took.
+    public struct GroupCost: Sendable, Equatable {
+        public var cells = 0
+        public var steps = 0
+        /// Worker-seconds of the group's finished cells that reported their start.
+        public var seconds = 0.0
+        /// Model-steps of those timed cells (the divisor of `seconds`).
+        public var timedSteps = 0
         public init() {}
     }
     /// Cells this run has to train (finished cells of earlier runs excluded).
     public var cellsTotal: Int
     public var replicates: Int
+    /// Worker threads that run cells (the ETA divides the work left among them).
+    public var workers: Int
     public var cellsFinished = 0
     public var finishedSteps = 0
     /// Work of cells in flight, by worker.
     public var slots: [Int: Slot] = [:]
+    /// Finished work per cost group, and the groups in the order they were first seen (sums run in this order, so
+    /// an estimate does not depend on the dictionary's hashing).
+    public var groups: [String: GroupCost] = [:]
+    public var groupOrder: [String] = []
+    /// The cost group of every cell to run, in the order the sweep starts them (empty without `cost_by`).
+    public var queue: [String] = []
 
-    public init(cellsTotal: Int, replicates: Int) {
+    /// - Parameter groups: the cost group of every cell to run, or nil when every cell is its own group.
+    public init(cellsTotal: Int, replicates: Int, workers: Int = 1, groups: [String]? = nil) {
         self.cellsTotal = cellsTotal
         self.replicates = Swift.max(1, replicates)
+        self.workers = Swift.max(1, workers)
+        queue = groups ?? []
     }
 
     public var done: Int { finishedSteps + slots.values.reduce(0) { $0 + $1.done } }
@@ -188,17 +240,101 @@ public struct SweepWork: Sendable, Equatable {
     /// Estimated model-steps of one cell; nil while nothing tells.
     public var stepsPerCell: Double? {
         if cellsFinished > 0 { return Double(finishedSteps) / Double(cellsFinished) }
-        let guesses = slots.values.filter { $0.declared > 0 }.map { Double($0.declared) * Double(replicates) }
+        let guesses = slots.keys.sorted().compactMap { k -> Double? in
+            let s = slots[k]!
+            return s.declared > 0 ? Double(s.declared) * Double(replicates) : nil
+        }
         return guesses.isEmpty ? nil : guesses.reduce(0, +) / Double(guesses.count)
+    }
+
+    /// Running cells (a slot that started a cell or did steps).
+    var running: [(key: Int, value: Slot)] {
+        slots.sorted { $0.key < $1.key }.filter { $0.value.replicatesStarted > 0 || $0.value.done > 0 || $0.value.started != nil }
     }
 
     /// Estimated model-steps of this run's cells in all (see the type's description); nil while nothing tells.
     public var total: Int? {
         guard let perCell = stepsPerCell else { return nil }
-        let running = slots.values.filter { $0.replicatesStarted > 0 || $0.done > 0 }
+        let running = self.running
         let notStarted = Swift.max(0, cellsTotal - cellsFinished - running.count)
-        let inFlight = running.reduce(0.0) { $0 + Swift.max(perCell, Double($1.done)) }
+        let inFlight = running.reduce(0.0) { $0 + Swift.max(perCell, Double($1.value.done)) }
         return Int((Double(finishedSteps) + inFlight + Double(notStarted) * perCell).rounded())
+    }
+
+    /// Seconds until the cells of this run are finished, at time `t` (see the type's description); nil while
+    /// nothing tells.
+    /// - Parameter cores: the cores' worth of CPU this process has had during the sweep (its CPU seconds per wall
+    ///   second), or nil when not measured. The costs are learnt while every worker is busy; when fewer are (the last
+    ///   cells), each may run faster if the process had less CPU than one core per worker (a shared machine: its
+    ///   share goes to the busy workers), up to one core each: a busy worker's speed relative to the learnt one,
+    ///   with b workers busy, is min(1, cores/b) / min(1, cores/b₀), b₀ the workers busy now (the costs are taken
+    ///   as learnt at b₀: all workers while cells wait). With a core per worker (or nil) it is 1.
+    public func secondsLeft(at t: Double, cores: Double? = nil) -> Double? {
+        guard let perCell = stepsPerCell else { return nil }
+        let running = self.running
+        // Learnt seconds per model-step of each group: finished cells plus the running ones so far.
+        var seconds: [String: Double] = [:], steps: [String: Int] = [:]
+        var order = groupOrder
+        for name in groupOrder {
+            seconds[name] = groups[name]!.seconds
+            steps[name] = groups[name]!.timedSteps
+        }
+        for (_, slot) in running {
+            guard let g = slot.group, let started = slot.started else { continue }
+            if seconds[g] == nil { order.append(g) }
+            seconds[g, default: 0] += Swift.max(0, t - started)
+            steps[g, default: 0] += slot.done
+        }
+        var cost: [String: Double] = [:]
+        var learnt: [Double] = []
+        for g in order where steps[g]! > 0 && seconds[g]! > 0 {
+            cost[g] = seconds[g]! / Double(steps[g]!)
+            learnt.append(cost[g]!)
+        }
+        guard !learnt.isEmpty else { return nil }
+        let unseenCost = learnt.reduce(0, +) / Double(learnt.count)
+        func stepsOfCell(_ g: String?) -> Double {
+            if let g, let f = groups[g], f.cells > 0 { return Double(f.steps) / Double(f.cells) }
+            return perCell
+        }
+        // Each busy worker's work left (seconds at the learnt speed): a running cell's steps left at its group's cost.
+        var busy = running.map { _, slot in
+            Swift.max(0, stepsOfCell(slot.group) - Double(slot.done)) * (slot.group.flatMap { cost[$0] } ?? unseenCost)
+        }
+        // The cells not started, in the order they will start (with `cost_by`, the groups of the run's order; without,
+        // every one a cell not seen yet), each going to the worker free first, as the sweep's queue hands them out.
+        let notStarted = Swift.max(0, cellsTotal - cellsFinished - running.count)
+        let start = Swift.min(queue.count, Swift.max(0, cellsTotal - notStarted))
+        var durations: [Double] = queue[start...].prefix(notStarted).map { stepsOfCell($0) * (cost[$0] ?? unseenCost) }
+        durations += [Double](repeating: perCell * unseenCost, count: notStarted - durations.count)
+        // Beyond a few thousand cells the rest is spread evenly over the workers (the order no longer matters much).
+        let simulated = Swift.min(durations.count, 4096)
+        let rest = durations[simulated...].reduce(0, +) / Double(workers)
+        // Relative to now: the costs were learnt with about as many workers busy as now (all of them while cells
+        // wait; in the last cells, a running cell's cost is mostly what it showed lately).
+        let current = Swift.max(1, Swift.min(workers, busy.count))
+        func speed(_ b: Int) -> Double {
+            guard let cores, cores > 0, b > 0 else { return 1 }
+            return Swift.min(1, cores / Double(b)) / Swift.min(1, cores / Double(current))
+        }
+        // Event by event: the busy workers run at speed(b); when one is done it takes the next cell.
+        var next = 0
+        while busy.count < workers && next < simulated {
+            busy.append(durations[next])
+            next += 1
+        }
+        var elapsed = 0.0
+        while let least = busy.min() {
+            elapsed += least / speed(busy.count)
+            let i = busy.firstIndex(of: least)!
+            busy = busy.map { $0 - least }
+            busy.remove(at: i)
+            if next < simulated {
+                busy.append(durations[next])
+                next += 1
+            }
+        }
+        return elapsed + rest
     }
 
     public mutating func declare(_ steps: Int, slot: Int) {
@@ -208,10 +344,28 @@ public struct SweepWork: Sendable, Equatable {
     }
     public mutating func add(_ steps: Int, slot: Int) { slots[slot, default: Slot()].done += steps }
     public mutating func replicateStarted(slot: Int) { slots[slot, default: Slot()].replicatesStarted += 1 }
-    public mutating func cellFinished(slot: Int) {
+    /// Worker `slot` takes a cell of cost group `group` (its own id when the sweep declares none) at time `t`.
+    public mutating func cellStarted(slot: Int, group: String, at t: Double) {
+        var s = Slot()
+        s.group = group
+        s.started = t
+        slots[slot] = s
+    }
+    /// Worker `slot` finished its cell at time `t` (nil: time unknown; the cell then teaches no cost).
+    public mutating func cellFinished(slot: Int, at t: Double? = nil) {
         let s = slots.removeValue(forKey: slot) ?? Slot()
         cellsFinished += 1
         finishedSteps += s.done
+        guard let g = s.group else { return }
+        if groups[g] == nil { groupOrder.append(g) }
+        var f = groups[g, default: GroupCost()]
+        f.cells += 1
+        f.steps += s.done
+        if let t, let started = s.started {
+            f.seconds += Swift.max(0, t - started)
+            f.timedSteps += s.done
+        }
+        groups[g] = f
     }
 }
 
@@ -225,6 +379,9 @@ public final class ProgressReporter: @unchecked Sendable {
     public let options: ProgressOptions
     let sink: @Sendable (String) -> Void
     let now: @Sendable () -> Double
+    /// CPU seconds of the whole process (nil: not measured); with `now`, how many cores' worth the sweep gets.
+    let cpuNow: (@Sendable () -> Double)?
+    var sweepCPUStart = 0.0
     let lock = NSLock()
     /// Columns of the terminal (the bar line is cut to fit, or `\r` could not redraw a wrapped line).
     let columns: Int
@@ -251,16 +408,32 @@ public final class ProgressReporter: @unchecked Sendable {
     /// - Parameters:
     ///   - sink: receives the text to write (default: standard error), under the reporter's lock.
     ///   - clock: monotonic seconds (tests pass their own).
+    ///   - cpuClock: the process's CPU seconds; by default the real one, unless `clock` is given (then none, so
+    ///     that a test's estimates do not depend on this machine).
     public init(
         options: ProgressOptions, columns: Int? = nil, sink: (@Sendable (String) -> Void)? = nil,
-        clock: (@Sendable () -> Double)? = nil
+        clock: (@Sendable () -> Double)? = nil, cpuClock: (@Sendable () -> Double)? = nil
     ) {
         self.options = options
         self.sink = sink ?? { FileHandle.standardError.write(Data($0.utf8)) }
         self.now = clock ?? { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        if let cpuClock {
+            self.cpuNow = cpuClock
+        } else if clock != nil {
+            self.cpuNow = nil
+        } else {
+            self.cpuNow = Self.processCPUSeconds
+        }
         self.columns = columns ?? Self.terminalColumns()
         workStart = self.now()
         lastDraw = workStart
+    }
+
+    /// CPU seconds used by the whole process (all threads) so far.
+    @Sendable static func processCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     static func terminalColumns() -> Int {
@@ -310,14 +483,24 @@ public final class ProgressReporter: @unchecked Sendable {
         topDeclared = 0
     }
 
-    /// A sweep starts: `cells` to run now, `resumed` finished before, `replicates` per cell.
-    public func beginSweep(cells: Int, resumed: Int, replicates: Int) {
+    /// A sweep starts: `cells` to run now, `resumed` finished before, `replicates` per cell, run by `workers`
+    /// threads; `groups`: the cost group of each cell to run (nil: every cell is its own; see `SweepWork`).
+    public func beginSweep(cells: Int, resumed: Int, replicates: Int, workers: Int = 1, groups: [String]? = nil) {
         guard !isOff else { return }
         lock.lock()
         defer { lock.unlock() }
         begin(label: "sweep")
-        sweep = SweepWork(cellsTotal: cells, replicates: replicates)
+        sweep = SweepWork(cellsTotal: cells, replicates: replicates, workers: workers, groups: groups)
+        sweepCPUStart = cpuNow?() ?? 0
         self.resumed = resumed
+    }
+
+    /// Worker `slot` takes a cell of cost group `group` (the cell's id when the sweep declares no `cost_by`).
+    public func cellStarted(slot: Int, group: String) {
+        guard !isOff else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        sweep?.cellStarted(slot: slot, group: group, at: now())
     }
 
     /// Worker `slot` starts a replicate of its cell (the first one starts the cell).
@@ -333,7 +516,7 @@ public final class ProgressReporter: @unchecked Sendable {
         guard !isOff else { return }
         lock.lock()
         defer { lock.unlock() }
-        sweep?.cellFinished(slot: slot)
+        sweep?.cellFinished(slot: slot, at: now())
         draw(force: false)
     }
 
@@ -384,9 +567,11 @@ public final class ProgressReporter: @unchecked Sendable {
 
     func currentEstimate(at t: Double) -> ProgressEstimate {
         if let sweep {
+            // Cores' worth of CPU the process had since the sweep began (see SweepWork.secondsLeft).
+            let cores = cpuNow.flatMap { cpu in t > workStart ? (cpu() - sweepCPUStart) / (t - workStart) : nil }
             return ProgressEstimate(
                 elapsed: t - workStart, done: sweep.done, total: sweep.total, estimated: true,
-                cells: (sweep.cellsFinished, sweep.cellsTotal, resumed))
+                cells: (sweep.cellsFinished, sweep.cellsTotal, resumed), secondsLeft: .some(sweep.secondsLeft(at: t, cores: cores)))
         }
         return ProgressEstimate(elapsed: t - workStart, done: topDone, total: topDeclared > 0 ? topDeclared : nil)
     }

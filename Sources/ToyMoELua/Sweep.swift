@@ -29,12 +29,99 @@ public struct SweepSpec: Sendable {
     public var cells: [JSONObject]
     public var replicates: Int
     public var selection: SweepSelection
+    /// Parameters that set what a model-step of a cell costs (`cost_by`): cells with equal values of them form one
+    /// cost group, whose cost the progress display learns as a whole. Empty: every cell is its own group.
+    /// Never part of the results (not in sweep.json): it changes only the ETA and the execution order.
+    public var costBy: [String] = []
+    /// In which order this run starts its pending cells. Results never depend on it (see `executionOrder`).
+    public var schedule: Schedule = .spread
 
-    public init(name: String, cells: [JSONObject], replicates: Int = 1, selection: SweepSelection = .all) {
+    public enum Schedule: String, Sendable, Equatable, CaseIterable {
+        /// Spread over the grid (`executionOrder`), so the first cells represent the whole sweep (the ETA).
+        case spread
+        /// The declared cell order.
+        case declared
+    }
+
+    public init(
+        name: String, cells: [JSONObject], replicates: Int = 1, selection: SweepSelection = .all, costBy: [String] = [],
+        schedule: Schedule = .spread
+    ) {
         self.name = name
         self.cells = cells
         self.replicates = replicates
         self.selection = selection
+        self.costBy = costBy
+        self.schedule = schedule
+    }
+
+    /// The cost group of cell `index`: the values of its `costBy` parameters (compact JSON), or its id when
+    /// `costBy` is empty.
+    public func costGroup(_ index: Int) -> String {
+        guard !costBy.isEmpty else { return cellID(index) }
+        let values = costBy.map { cells[index][$0] ?? .null }
+        return (try? JSONValue.array(values).serialized(options: .compact)) ?? cellID(index)
+    }
+
+    /// A permutation of 0..<n that spreads over the range: the i-th position is the first one not yet taken at or
+    /// after ⌊frac(i·φ⁻¹)·n⌋ (cyclically), φ⁻¹ = (√5 − 1)/2, a low-discrepancy (Kronecker) sequence. So any prefix
+    /// of it samples the whole range nearly evenly: the first 4 of 20 are 0, 12, 4, 17. Deterministic (IEEE
+    /// arithmetic on exact integers and one constant).
+    public static func spreadOrder(_ n: Int) -> [Int] {
+        guard n > 1 else { return Array(0..<n) }
+        let g = (5.0.squareRoot() - 1) / 2
+        // nextFree[p]: the first free position at or after p (path-compressed; n means wrap to 0).
+        var nextFree = Array(0...n)
+        func find(_ p: Int) -> Int {
+            var root = p
+            while nextFree[root] != root { root = nextFree[root] }
+            var q = p
+            while nextFree[q] != root {
+                let up = nextFree[q]
+                nextFree[q] = root
+                q = up
+            }
+            return root
+        }
+        var order: [Int] = []
+        order.reserveCapacity(n)
+        for i in 0..<n {
+            let x = Double(i) * g
+            var p = Swift.min(n - 1, Int(((x - x.rounded(.down)) * Double(n)).rounded(.down)))
+            p = find(p)
+            if p == n { p = find(0) }
+            order.append(p)
+            nextFree[p] = p + 1
+        }
+        return order
+    }
+
+    /// The order in which a run starts `pending` (cell indices, in cell order). `.declared`: as given. `.spread`
+    /// without `costBy`: `spreadOrder` over the pending cells. `.spread` with `costBy`: round-robin over the cost
+    /// groups (taken in spread order of their first appearance), each group's cells in spread order, so every group
+    /// runs a cell as early as possible and the display learns each group's cost.
+    /// Results do not depend on the order: a cell's seed derives from its parameters, each cell writes its own
+    /// files, and the summary is assembled in cell order.
+    public func executionOrder(_ pending: [Int]) -> [Int] {
+        guard schedule == .spread else { return pending }
+        guard !costBy.isEmpty else { return Self.spreadOrder(pending.count).map { pending[$0] } }
+        var names: [String] = []
+        var members: [String: [Int]] = [:]
+        for index in pending {
+            let g = costGroup(index)
+            if members[g] == nil { names.append(g) }
+            members[g, default: []].append(index)
+        }
+        let groupOrder = Self.spreadOrder(names.count).map { names[$0] }
+        let lists = groupOrder.map { g in Self.spreadOrder(members[g]!.count).map { members[g]![$0] } }
+        var order: [Int] = []
+        order.reserveCapacity(pending.count)
+        var round = 0
+        while order.count < pending.count {
+            for list in lists where round < list.count { order.append(list[round]) }
+            round += 1
+        }
+        return order
     }
 
     /// Cartesian product of `axes` in the given order; the last axis varies fastest.
@@ -294,7 +381,8 @@ public final class SweepRunner: @unchecked Sendable {
         }
 
         let mine = shardIndices
-        let pending = mine.filter { !isFinished($0) }
+        // The run order only (see `SweepSpec.executionOrder`): every file below is keyed by the cell, not by when it ran.
+        let pending = spec.executionOrder(mine.filter { !isFinished($0) })
         // An unfinished cell's directory holds what an interrupted attempt saved (possibly only some replicates'
         // files): start it afresh, so every file under a finished cell is from the attempt that finished it.
         for index in pending {
@@ -313,12 +401,14 @@ public final class SweepRunner: @unchecked Sendable {
         }
         let skipped = mine.count - pending.count
         let done = skipped
-        progress.beginSweep(cells: pending.count, resumed: skipped, replicates: spec.replicates)
+        let workers = min(jobs, max(1, pending.count))
+        progress.beginSweep(
+            cells: pending.count, resumed: skipped, replicates: spec.replicates, workers: workers,
+            groups: spec.costBy.isEmpty ? nil : pending.map { spec.costGroup($0) })
         defer { progress.endSweep() }
 
         let timingsLog = TimingsLog(url: layout.timings)
         let state = WorkQueue(pending: pending, done: done)
-        let workers = min(jobs, max(1, pending.count))
         let group = DispatchGroup()
         for w in 0..<workers {
             group.enter()
@@ -332,6 +422,7 @@ public final class SweepRunner: @unchecked Sendable {
                     return
                 }
                 while let index = state.take() {
+                    progress.cellStarted(slot: w, group: spec.costGroup(index))
                     let started = Date()
                     do {
                         try runCell(index, worker: worker)

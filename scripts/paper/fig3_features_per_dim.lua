@@ -75,7 +75,8 @@ local function b1_at(label, p)
   return nil
 end
 
--- Heaviest architectures first, so two workers finish together.
+-- Cells in architecture order (heaviest first); the host runs them round-robin over the architectures (cost_by
+-- below), so the progress display learns what a step of each architecture costs from the first cells.
 local cells = {}
 for _, label in ipairs{ "20 experts", "10 experts", "Dense", "4 experts" } do
   for _, p in ipairs(densities) do cells[#cells + 1] = { arch = label, p = p } end
@@ -305,6 +306,8 @@ toymoe.sweep{
   name = "fig3",
   cells = cells,
   replicates = seeds,
+  -- A model-step's cost depends on the architecture (≈ 5× between 20 experts and dense), not on p.
+  cost_by = "arch",
   run = function(cell, ctx)
     local a = arch_by_label[cell.arch]
     local data = toymoe.data{ n_features = n, feature_probability = cell.p }

@@ -575,6 +575,9 @@ toymoe.sweep{
   name = "fig4_phase",
   cells = cells,
   order = { "arch", "S" },
+  -- A model-step's cost depends on the architecture's shape (n, m, E), not on S: the progress display learns it
+  -- per architecture, and the host interleaves the architectures so it sees each early.
+  cost_by = "arch",
   -- One replicate per cell (the restarts are inside it); `select` makes it the row's `result` for finish().
   select = { minimize = "mean_final_loss" },
   run = function(cell)
