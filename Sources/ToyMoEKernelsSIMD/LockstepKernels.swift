@@ -504,20 +504,28 @@ private func stepCore<Sh: ShapeType>(
                     let positive = v .> 0
                     dg = dg.replacing(with: dg + dxhat[i] * v, where: positive)
                     let dpre = gate * dxhat[i]
-                    for ex in 0..<E {
-                        let mask = positive .& (e .== lane(ex))
-                        add(db + ex * n + i, dpre, where: mask)
-                        for a in 0..<m { add(dW + ex * nm + i * m + a, dpre * h[a], where: mask) }
-                    }
                     for a in 0..<m { add(dh + a, We[i * m + a] * dpre, where: positive) }
                 }
                 dgate[j] = dg
+                // db and dW. The scalar backward adds dpre_i·h_a to dW[e][i][a] in a first loop over i and x_i·dh_a
+                // in a second one (dh needs every i first); no other term reaches that entry in between, so both
+                // are added here in that order with one load and one store of the entry.
                 for i in 0..<n {
+                    let positive = pre[i] .> 0
+                    let dpre = gate * dxhat[i]  // the same product as above: the same bits
                     let xi = x[i]
                     let nonzero = xi .!= 0
                     for ex in 0..<E {
-                        let mask = nonzero .& (e .== lane(ex))
-                        for a in 0..<m { add(dW + ex * nm + i * m + a, xi * dh[a], where: mask) }
+                        let isExpert = e .== lane(ex)
+                        let first = positive .& isExpert, second = nonzero .& isExpert
+                        add(db + ex * n + i, dpre, where: first)
+                        for a in 0..<m {
+                            let entry = dW + ex * nm + i * m + a
+                            var acc = entry.pointee
+                            acc = acc.replacing(with: acc + dpre * h[a], where: first)
+                            acc = acc.replacing(with: acc + xi * dh[a], where: second)
+                            entry.pointee = acc
+                        }
                     }
                 }
             }
