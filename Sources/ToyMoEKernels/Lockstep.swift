@@ -25,9 +25,11 @@
 //
 // One step, per group (B = batch, n, m, E, k as in MoEKernels.swift):
 //   pass 1, in tiles of `tileSize` samples: draw the tile's inputs (vectorized xoshiro256++, each lane's stream
-//     advanced exactly as `RandomStream.nextFloatPair` would), then per sample: router (logits, softmax, top-k,
-//     renormalized gates), sparse forward, the sample's loss row (Double accumulation as `reconstructionLoss`), the
-//     load-balancing counts f and sums P, and the expert part of the backward pass (dW, db). The per-sample
+//     advanced exactly as `RandomStream.nextFloatPair` would); the router of every sample of the tile (logits,
+//     softmax, top-k, renormalized gates, the load-balancing counts f and sums P) in loops of its own, so that the
+//     long dependency chains of several samples overlap (the exps run two samples per SIMD16 call, and the argmax's
+//     exp, exactly 1, is skipped where zmax is finite); then per sample: sparse forward, the sample's loss row
+//     (Double accumulation as `reconstructionLoss`), and the expert part of the backward pass (dW, db). The per-sample
 //     intermediates, a copy of the parameters and data vectors and the gradient accumulators live in a work area on
 //     the stack (see `stepBody`); nothing of size B is kept except the router stash below.
 //   between passes: L_LB from f and P (needs the whole batch);
