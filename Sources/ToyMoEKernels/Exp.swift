@@ -1,5 +1,6 @@
-// exp for the router softmax, in two forms that round identically: a scalar `kernelExp(_: Float)` and a lane-wise
-// `kernelExp(_: SIMD8<Float>)`.
+// exp for the router softmax, in three forms that round identically: a scalar `kernelExp(_: Float)` and the lane-wise
+// `kernelExp(_: SIMD8<Float>)` and `kernelExp(_: SIMD16<Float>)` (two SIMD8 vectors side by side: the lockstep router
+// evaluates two samples' exponents per call, two independent dependency chains in one instruction stream).
 //
 // Why not libm: `expf` is scalar only, so a kernel that runs one model per SIMD lane (Lockstep.swift) would have to
 // leave the vector registers for every router probability, and libm's result is not something a vector code can
@@ -71,5 +72,32 @@ public func kernelExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
     let n2 = n &- n1
     let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self)
     let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD8<Float>.self)
+    return y * s1 * s2
+}
+
+/// e^x lane by lane over 16 lanes: the same operations as `kernelExp(_: Float)` in each lane, so the results are
+/// bitwise equal (and equal to two `kernelExp(_: SIMD8<Float>)` calls on the halves).
+@inlinable @inline(__always)
+public func kernelExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    var x = x
+    x = x.replacing(with: -104, where: x .< -104)
+    x = x.replacing(with: 89, where: x .> 89)
+    let t = x * 1.442_695_04 + 12_582_912
+    let fx = t - 12_582_912
+    let n = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    var r = x - fx * 0.693_359_375
+    r = r - fx * -2.121_944_40e-4
+    let z = r * r
+    var p = SIMD16<Float>(repeating: 1.987_569_150_0e-4)
+    p = p * r + 1.398_199_950_7e-3
+    p = p * r + 8.333_451_907_3e-3
+    p = p * r + 4.166_579_589_4e-2
+    p = p * r + 1.666_666_545_9e-1
+    p = p * r + 5.000_000_120_1e-1
+    let y = p * z + r + 1
+    let n1 = n &>> 1
+    let n2 = n &- n1
+    let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD16<Float>.self)
+    let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD16<Float>.self)
     return y * s1 * s2
 }

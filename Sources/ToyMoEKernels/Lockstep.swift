@@ -25,9 +25,11 @@
 //
 // One step, per group (B = batch, n, m, E, k as in MoEKernels.swift):
 //   pass 1, in tiles of `tileSize` samples: draw the tile's inputs (vectorized xoshiro256++, each lane's stream
-//     advanced exactly as `RandomStream.nextFloatPair` would), then per sample: router (logits, softmax, top-k,
-//     renormalized gates), sparse forward, the sample's loss row (Double accumulation as `reconstructionLoss`), the
-//     load-balancing counts f and sums P, and the expert part of the backward pass (dW, db). The per-sample
+//     advanced exactly as `RandomStream.nextFloatPair` would); the router of every sample of the tile (logits,
+//     softmax, top-k, renormalized gates, the load-balancing counts f and sums P) in loops of its own, so that the
+//     long dependency chains of several samples overlap (the exps run two samples per SIMD16 call, and the argmax's
+//     exp, exactly 1, is skipped where zmax is finite); then per sample: sparse forward, the sample's loss row
+//     (Double accumulation as `reconstructionLoss`), and the expert part of the backward pass (dW, db). The per-sample
 //     intermediates, a copy of the parameters and data vectors and the gradient accumulators live in a work area on
 //     the stack (see `stepBody`); nothing of size B is kept except the router stash below.
 //   between passes: L_LB from f and P (needs the whole batch);
@@ -67,12 +69,16 @@ public final class LockstepGroup: @unchecked Sendable {
     /// The generator's shift amounts as (k, 32 − k) pairs: 23, 17, 13 (see `ShiftPair`), and 16 twice.
     public let rngShifts: UnsafeMutablePointer<UInt32>
 
-    /// Router stash (B rows of `stashStride` vectors): x (n), π (E), and for k > 1 the selection (k, Int32 bits),
-    /// gates (k) and dL/dg (k). Rows of the current tile also serve pass 1 as its input rows.
+    /// Router stash (B rows of `stashStride` vectors): x (n), π (E), the selection (k, Int32 bits), the gates (k),
+    /// and for k > 1 dL/dg (k). Rows of the current tile also carry pass 1's inputs and its router results from the
+    /// router phase to the forward/backward phase.
     public let stash: UnsafeMutablePointer<SIMD8<Float>>
     public let stashStride: Int
     /// The work area of shapes without a specialization (see `stepBody`).
     public let scratch: UnsafeMutablePointer<SIMD8<Float>>
+    /// The router's exponents of one tile (tileSize · max(E − 1, 1) vectors), evaluated together between the
+    /// router's loops (see LockstepKernels.swift, phase A).
+    public let exponents: UnsafeMutablePointer<SIMD8<Float>>
 
     public init(layout: MoELayout, batch: Int, tieBreak: TieBreak, laneCount: Int) {
         precondition(laneCount >= 1 && laneCount <= Self.width, "LockstepGroup: laneCount must be in 1...8")
@@ -99,13 +105,14 @@ public final class LockstepGroup: @unchecked Sendable {
         rngShifts = .allocate(capacity: 8)
         rngShifts.initialize(from: [23, 9, 17, 15, 13, 19, 16, 16], count: 8)
         let k = layout.active
-        stashStride = n + layout.experts + (k > 1 ? 3 * k : 0)
+        stashStride = n + layout.experts + 2 * k + (k > 1 ? k : 0)
         stash = vectors(batch * stashStride)
         scratch = vectors(lockstepWorkCount(layout))
+        exponents = vectors(Self.tileSize * Swift.max(layout.experts - 1, 1))
     }
 
     deinit {
-        for p in [params, moment1, moment2, probability, importance, scale, stash, scratch] { p.deallocate() }
+        for p in [params, moment1, moment2, probability, importance, scale, stash, scratch, exponents] { p.deallocate() }
         rngState.deallocate()
         rngShifts.deallocate()
     }

@@ -78,9 +78,10 @@ private typealias RuntimeShape = Shape<Runtime, Runtime, Runtime, Runtime>
 
 // MARK: - The step
 
-/// Eight 64-bit words as their high and low 32-bit halves. xoshiro256++ runs on these: LLVM turns a rotate of
-/// 64-bit vector lanes into one scalar `rol` per lane (measured with SSE2 and with AVX2 alike: 16 `rol`s and 32
-/// register transfers per draw), while every 32-bit operation below is a single vector instruction.
+/// Eight 64-bit words as their high and low 32-bit halves. xoshiro256++ runs on these in the baseline and AVX2
+/// builds: LLVM turns a rotate of 64-bit vector lanes into one scalar `rol` per lane (measured with SSE2 and with
+/// AVX2 alike: 16 `rol`s and 32 register transfers per draw), while every 32-bit operation below is a single vector
+/// instruction. (The AVX-512 build rotates 64-bit lanes natively and does not use this.)
 private struct Words {
     var hi: SIMD8<UInt32>
     var lo: SIMD8<UInt32>
@@ -132,6 +133,12 @@ private struct ShiftPair {
         k = SIMD8(repeating: table[2 * i])
         rest = SIMD8(repeating: table[2 * i + 1])
     }
+}
+
+/// Rotation of 64-bit lanes left by a constant k, 0 < k < 64 (the AVX-512 build: LLVM emits one vprolq).
+@inline(__always)
+private func rotl64(_ x: SIMD8<UInt64>, _ k: UInt64) -> SIMD8<UInt64> {
+    (x &<< SIMD8<UInt64>(repeating: k)) | (x &>> SIMD8<UInt64>(repeating: 64 - k))
 }
 
 /// A shift amount as a vector (the scalar-operand SIMD operators may take a generic lane-by-lane path).
@@ -196,6 +203,28 @@ private func stepBody<Sh: ShapeType>(
     return stepCore(Sh.self, args, g.scratch)
 }
 
+/// `LockstepScratch`'s offsets computed here from (n, m, E, k), so that they are compile-time constants in the
+/// fixed-shape instances (LockstepScratch's initializer lives in another module and stays opaque to the compiler).
+private struct WorkOffsets {
+    let probs, gates, weights, bias, hidden, preact, xhat, dxhat, dhidden, dgate, dispatch, probSum, dprob, count: Int
+    @inline(__always) init(n: Int, m: Int, E: Int, k: Int) {
+        probs = 0
+        gates = probs + E
+        weights = gates + k
+        bias = weights + k * n * m
+        hidden = bias + k * n
+        preact = hidden + k * m
+        xhat = preact + k * n
+        dxhat = xhat + n
+        dhidden = dxhat + n
+        dgate = dhidden + m
+        dispatch = dgate + k
+        probSum = dispatch + E
+        dprob = probSum + E
+        count = dprob + E
+    }
+}
+
 /// Vectors of the work area: scratch, parameters, gradients, p, I, scale, selection.
 
 @inline(__always)
@@ -206,8 +235,13 @@ private func stepCore<Sh: ShapeType>(
     let L = g.layout
     let (n, m, E, k) = Sh.dims(L)
     let B = g.batch
-    let count = L.count
-    let S = LockstepScratch(L)
+    // Offsets from the shape type's dims (constants for the fixed shapes), not from the group's layout (run-time
+    // values to the compiler): with every offset into the stack work area a constant, the compiler can keep the
+    // work area's vectors (gradient accumulators, selected weights, ...) in registers across the sample loop
+    // instead of loading and storing them per sample. The numbers are the layout's (checked).
+    let count = E * n * m + 2 * E * n  // MoELayout.count
+    let S = WorkOffsets(n: n, m: m, E: E, k: k)
+    precondition(count == L.count && S.count == LockstepScratch(L).count, "LockstepKernels: work-area offsets")
     let probs = w + S.probs, gates = w + S.gates, selW = w + S.weights, selB = w + S.bias, hidden = w + S.hidden
     let preact = w + S.preact, xhat = w + S.xhat, dxhat = w + S.dxhat, dh = w + S.dhidden, dgate = w + S.dgate
     let dispatch = w + S.dispatch, probSum = w + S.probSum, dprob = w + S.dprob
@@ -222,8 +256,8 @@ private func stepCore<Sh: ShapeType>(
         importance[i] = g.importance[i]
         scale[i] = g.scale[i]
     }
-    let W = params + L.wOffset, bias = params + L.bOffset, G = params + L.gOffset
-    let dW = grads + L.wOffset, db = grads + L.bOffset, dG = grads + L.gOffset
+    let W = params, bias = params + E * n * m, G = params + E * n * m + E * n  // MoELayout's W | b | G
+    let dW = grads, db = grads + E * n * m, dG = grads + E * n * m + E * n
     let stash = g.stash, stride = g.stashStride
     let lb = lbAlpha != nil
     let routerNeeded = E > 1 && (k > 1 || lb)
@@ -231,7 +265,7 @@ private func stepCore<Sh: ShapeType>(
     let scaled = g.scaled
     // As in `MoEKernels.backward`: dx̂ = ((2·scale)·I)·(x̂ − x) with scale rounded to Float.
     let twoScale = SIMD8<Float>(repeating: 2 * Float(lossScale))
-    let zero = SIMD8<Float>()
+    let zero = SIMD8<Float>(), one = SIMD8<Float>(repeating: 1), infinity = SIMD8<Float>(repeating: .infinity)
     let nm = n * m
 
     for p in 0..<count { grads[p] = zero }
@@ -241,9 +275,13 @@ private func stepCore<Sh: ShapeType>(
     }
     var reconTotal = SIMD8<Double>()
 
+    #if TOYMOE_AVX512
+    var s0 = g.rngState[0], s1 = g.rngState[1], s2 = g.rngState[2], s3 = g.rngState[3]
+    #else
     var s0 = Words(g.rngState[0]), s1 = Words(g.rngState[1]), s2 = Words(g.rngState[2]), s3 = Words(g.rngState[3])
     let rot23 = ShiftPair(g.rngShifts, 0), shl17 = ShiftPair(g.rngShifts, 1), rot13 = ShiftPair(g.rngShifts, 2)
     let by16 = ShiftPair(g.rngShifts, 3)
+    #endif
     var tileStart = 0
     while tileStart < B {
         let tileCount = Swift.min(LockstepGroup.tileSize, B - tileStart)
@@ -255,6 +293,19 @@ private func stepCore<Sh: ShapeType>(
             for i in 0..<n {
                 // RandomStream.next(): result = rotl(s0 + s3, 23) + s0; t = s1 << 17; s2 ^= s0; s3 ^= s1;
                 // s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 45).
+                #if TOYMOE_AVX512
+                // AVX-512 has 64-bit vector adds, shifts and rotates (vprolq): one ZMM instruction per operation.
+                let word = rotl64(s0 &+ s3, 23) &+ s0
+                let t = s1 &<< SIMD8<UInt64>(repeating: 17)
+                s2 ^= s0
+                s3 ^= s1
+                s1 ^= s2
+                s0 ^= s3
+                s2 ^= t
+                s3 = rotl64(s3, 45)
+                let uBits = SIMD8<UInt32>(truncatingIfNeeded: word &>> SIMD8<UInt64>(repeating: 40))
+                let rBits = SIMD8<UInt32>(truncatingIfNeeded: word &>> SIMD8<UInt64>(repeating: 16)) & splat(0xFF_FFFF)
+                #else
                 let word = (s0 &+ s3).rotl(rot23) &+ s0
                 let t = s1.shl(shl17)
                 s2 = s2 ^ s0
@@ -266,6 +317,7 @@ private func stepCore<Sh: ShapeType>(
                 // word >> 40 = hi >> 8; (word >> 16) & 0xFFFFFF = (lo >> 16 | hi << 16) & 0xFFFFFF. Both < 2²⁴.
                 let uBits = word.hi &>> splat(8)
                 let rBits = ((word.lo &>> by16.k) | (word.hi &<< by16.rest)) & splat(0xFF_FFFF)
+                #endif
                 let u = SIMD8<Float>(unsafeBitCast(uBits, to: SIMD8<Int32>.self)) * 0x1p-24
                 let r = SIMD8<Float>(unsafeBitCast(rBits, to: SIMD8<Int32>.self)) * 0x1p-24
                 var v = zero.replacing(with: u, where: r .<= probability[i])
@@ -274,14 +326,31 @@ private func stepCore<Sh: ShapeType>(
             }
         }
 
-        for s in tileStart..<(tileStart + tileCount) {
-            let x = stash + s * stride
-            // Router (MoEKernels.route + selectTopK).
-            if E == 1 {
-                probs[0] = SIMD8(repeating: 1)
-                sel[0] = SIMD8()
-                gates[0] = SIMD8(repeating: 1)
-            } else {
+        // Phase A: the router of every sample of the tile (MoEKernels.route + selectTopK) into the sample's stash row
+        // (π, selection, gates), and the load-balancing sums f and P in sample order, in three loops over the tile:
+        //   A1: logits, zmax (Swift.max: the later index on ties), the lane's argmax, the exponents z_e − zmax;
+        //   A2: kernelExp of the exponents that need it, two samples' vectors per SIMD16 call;
+        //   A3: softmax, top-k, gates, load-balancing sums.
+        // Why: one sample's router is a long chain of dependent operations (dot products, the exp polynomial, a
+        // division). In one loop over samples, consecutive samples' chains hardly overlapped (perf: the hot spots
+        // were the exp polynomial's steps; the step was latency-bound). A SIMD16 exp runs two independent chains in
+        // one instruction stream (one ZMM instruction per step in the AVX-512 build, two interleaved YMM ones in the
+        // AVX2 build). Every lane still gets exactly the scalar router's values.
+        if E == 1 {
+            // π = 1, expert 0, gate 1 (MoEKernels.route with one expert): only the load-balancing sums move (the
+            // select of `add` under an all-true mask is the plain sum).
+            if lb {
+                for _ in 0..<tileCount {
+                    dispatch[0] += one
+                    probSum[0] += one
+                }
+            }
+        } else {
+            let exps = g.exponents
+            var finite = SIMDMask<SIMD8<Int32>>(repeating: true)
+            for s in 0..<tileCount {
+                let x = stash + (tileStart + s) * stride
+                let r = x + n
                 for e in 0..<E {
                     let row = G + e * n
                     var z = zero
@@ -289,12 +358,56 @@ private func stepCore<Sh: ShapeType>(
                     probs[e] = z
                 }
                 var zmax = SIMD8<Float>(repeating: -.infinity)
-                for e in 0..<E { zmax = zmax.replacing(with: probs[e], where: probs[e] .>= zmax) }  // Swift.max
-                var total = zero
+                var imax = SIMD8<Int32>()
                 for e in 0..<E {
-                    let v = kernelExp(probs[e] - zmax)
-                    probs[e] = v
-                    total += v
+                    let take = probs[e] .>= zmax
+                    zmax = zmax.replacing(with: probs[e], where: take)
+                    imax.replace(with: lane(e), where: take)
+                }
+                finite .&= (zmax - zmax) .== zero
+                for e in 0..<E { r[e] = probs[e] - zmax }
+                r[E] = unsafeBitCast(imax, to: SIMD8<Float>.self)  // until A3 stores the selection there
+                // Where zmax is finite, the argmax's exponent is zmax − zmax = +0 and kernelExp(+0) = 1 exactly: only
+                // the E − 1 others need the polynomial, packed into E − 1 vectors (slot j: expert j below the lane's
+                // argmax, j + 1 above it). E = 2 costs one kernelExp instead of two, E = 3 two instead of three.
+                for j in 0..<(E - 1) {
+                    exps[s * (E - 1) + j] = r[j].replacing(with: r[j + 1], where: imax .<= lane(j))
+                }
+            }
+            // If some lane's zmax is not finite (overflowed logits or NaN: a diverging model), the whole tile takes
+            // the general path, E exps per sample in A3.
+            let fast = all(finite)
+            if fast {
+                let count = tileCount * (E - 1)
+                var q = 0
+                while q + 1 < count {
+                    let v = kernelExp(SIMD16(lowHalf: exps[q], highHalf: exps[q + 1]))
+                    exps[q] = v.lowHalf
+                    exps[q + 1] = v.highHalf
+                    q += 2
+                }
+                if q < count { exps[q] = kernelExp(exps[q]) }
+            }
+            for s in 0..<tileCount {
+                let x = stash + (tileStart + s) * stride
+                let r = x + n
+                let imax = unsafeBitCast(r[E], to: SIMD8<Int32>.self)
+                var total = zero
+                if fast {
+                    let ex = exps + s * (E - 1)
+                    for e in 0..<E {
+                        var v = one
+                        if e > 0 { v = v.replacing(with: ex[e - 1], where: imax .< lane(e)) }
+                        if e < E - 1 { v = v.replacing(with: ex[e], where: imax .> lane(e)) }
+                        probs[e] = v
+                        total += v
+                    }
+                } else {
+                    for e in 0..<E {
+                        let v = kernelExp(r[e])
+                        probs[e] = v
+                        total += v
+                    }
                 }
                 let inv = 1 / total
                 for e in 0..<E { probs[e] *= inv }
@@ -315,15 +428,39 @@ private func stepCore<Sh: ShapeType>(
                     gates[j] = bestValue  // π of the selected expert; divided below
                     selectedSum += bestValue
                 }
-                for j in 0..<k { gates[j] = gates[j] / selectedSum }
-            }
-            if lb {
-                for j in 0..<k {
-                    for e in 0..<E { add(dispatch + e, SIMD8(repeating: 1), where: sel[j] .== lane(e)) }
+                if k == 1 && all(selectedSum .> zero .& selectedSum .< infinity) {
+                    // x / x = 1 exactly for every finite positive x: the one gate is 1 without the division.
+                    gates[0] = one
+                } else {
+                    for j in 0..<k { gates[j] = gates[j] / selectedSum }
                 }
-                for e in 0..<E { probSum[e] += probs[e] }
+                if lb {
+                    for j in 0..<k {
+                        for e in 0..<E { add(dispatch + e, one, where: sel[j] .== lane(e)) }
+                    }
+                    for e in 0..<E { probSum[e] += probs[e] }
+                }
+                if routerNeeded { for e in 0..<E { r[e] = probs[e] } }
+                for j in 0..<k {
+                    r[E + j] = unsafeBitCast(sel[j], to: SIMD8<Float>.self)
+                    r[E + k + j] = gates[j]
+                }
             }
+        }
 
+        // Phase B: per sample, the forward pass, the loss row and the expert part of the backward pass.
+        for s in tileStart..<(tileStart + tileCount) {
+            let x = stash + s * stride
+            let r = x + n
+            if E == 1 {
+                sel[0] = SIMD8()
+                gates[0] = one
+            } else {
+                for j in 0..<k {
+                    sel[j] = unsafeBitCast(r[E + j], to: SIMD8<Int32>.self)
+                    gates[j] = r[E + k + j]
+                }
+            }
             // Forward (MoEKernels.forward): per slot, gather the selected expert's W and b, encode, decode.
             for i in 0..<n { xhat[i] = zero }
             for j in 0..<k {
@@ -367,42 +504,47 @@ private func stepCore<Sh: ShapeType>(
                     let positive = v .> 0
                     dg = dg.replacing(with: dg + dxhat[i] * v, where: positive)
                     let dpre = gate * dxhat[i]
-                    for ex in 0..<E {
-                        let mask = positive .& (e .== lane(ex))
-                        add(db + ex * n + i, dpre, where: mask)
-                        for a in 0..<m { add(dW + ex * nm + i * m + a, dpre * h[a], where: mask) }
-                    }
                     for a in 0..<m { add(dh + a, We[i * m + a] * dpre, where: positive) }
                 }
                 dgate[j] = dg
+                // db and dW. The scalar backward adds dpre_i·h_a to dW[e][i][a] in a first loop over i and x_i·dh_a
+                // in a second one (dh needs every i first); no other term reaches that entry in between, so both
+                // are added here in that order with one load and one store of the entry.
                 for i in 0..<n {
+                    let positive = pre[i] .> 0
+                    let dpre = gate * dxhat[i]  // the same product as above: the same bits
                     let xi = x[i]
                     let nonzero = xi .!= 0
                     for ex in 0..<E {
-                        let mask = nonzero .& (e .== lane(ex))
-                        for a in 0..<m { add(dW + ex * nm + i * m + a, xi * dh[a], where: mask) }
+                        let isExpert = e .== lane(ex)
+                        let first = positive .& isExpert, second = nonzero .& isExpert
+                        add(db + ex * n + i, dpre, where: first)
+                        for a in 0..<m {
+                            let entry = dW + ex * nm + i * m + a
+                            var acc = entry.pointee
+                            acc = acc.replacing(with: acc + dpre * h[a], where: first)
+                            acc = acc.replacing(with: acc + xi * dh[a], where: second)
+                            entry.pointee = acc
+                        }
                     }
                 }
             }
 
-            if routerNeeded {
-                let r = x + n
-                for e in 0..<E { r[e] = probs[e] }
-                if k > 1 {
-                    for j in 0..<k {
-                        r[E + j] = unsafeBitCast(sel[j], to: SIMD8<Float>.self)
-                        r[E + k + j] = gates[j]
-                        r[E + 2 * k + j] = dgate[j]
-                    }
-                }
-            }
+            if routerNeeded && k > 1 { for j in 0..<k { r[E + 2 * k + j] = dgate[j] } }
         }
         tileStart += tileCount
     }
+    #if TOYMOE_AVX512
+    g.rngState[0] = s0
+    g.rngState[1] = s1
+    g.rngState[2] = s2
+    g.rngState[3] = s3
+    #else
     g.rngState[0] = s0.words
     g.rngState[1] = s1.words
     g.rngState[2] = s2.words
     g.rngState[3] = s3.words
+    #endif
 
     let reconstruction = reconTotal * SIMD8<Double>(repeating: lossScale)
 

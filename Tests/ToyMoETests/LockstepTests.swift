@@ -58,6 +58,32 @@ import ToyMoEKernels
         #expect(worst <= 2, "kernelExp is \(worst) ulp from expf at x = \(worstAt)")
     }
 
+    /// The SIMD16 form (the lockstep router's two-samples-per-call exp) equals the scalar form bit for bit, lane by
+    /// lane, on a sweep of [-110, 95] (past both clamps), special values, and values around 0 (where the router's
+    /// argmax exponent lives).
+    @Test func expSIMD16MatchesTheScalarFormBitwise() {
+        var points: [Float] = [0, -0.0, .infinity, -.infinity, .nan, -104, 89, 88.72, -87.34, 1e-30, -1e-30]
+        for i in 0...(1 << 18) { points.append(-110 + 205 * Float(Double(i) / Double(1 << 18))) }
+        var x: Float = -1e-3
+        while x < 1e-3 {
+            points.append(x)
+            x += 1.37e-6
+        }
+        while points.count % 16 != 0 { points.append(0.5) }
+        var mismatches = 0
+        var first: Float? = nil
+        for start in stride(from: 0, to: points.count, by: 16) {
+            var v = SIMD16<Float>()
+            for l in 0..<16 { v[l] = points[start + l] }
+            let e = kernelExp(v)
+            for l in 0..<16 where e[l].bitPattern != kernelExp(points[start + l]).bitPattern {
+                mismatches += 1
+                if first == nil { first = points[start + l] }
+            }
+        }
+        #expect(mismatches == 0, "SIMD16 and scalar kernelExp differ on \(mismatches) inputs, first at \(first ?? 0)")
+    }
+
     @Test func expSpecialValues() {
         #expect(kernelExp(0).bitPattern == Float(1).bitPattern)
         #expect(kernelExp(-0.0).bitPattern == Float(1).bitPattern)
@@ -228,6 +254,51 @@ import ToyMoEKernels
         try Self.compare(c, config: cfg, models: try Self.models(c), data: Self.distributions(c))
         cfg.steps = 0
         try Self.compare(c, config: cfg, models: try Self.models(c), data: Self.distributions(c))
+    }
+
+    /// Every router row of every model equal: all E logits tie on every sample, so the softmax's argmax lane (whose
+    /// exponent the lockstep router takes as exactly 1) and the tie rule decide every selection. Lane counts that
+    /// are not a multiple of the group width, one lane, both tie rules, k = 1 and k = 2.
+    @Test func routerTiesOnEverySampleMatchTheScalarTrainerBitwise() throws {
+        let cases = [
+            Case(n: 2, m: 1, E: 2, k: 1, lanes: 9, steps: 30),
+            Case(n: 2, m: 1, E: 2, k: 1, lanes: 1, steps: 30, tieBreak: .highestIndex),
+            Case(n: 3, m: 1, E: 3, k: 1, lanes: 11, steps: 30, tieBreak: .highestIndex),
+            Case(n: 3, m: 2, E: 3, k: 2, lanes: 5, steps: 30),
+            Case(n: 3, m: 2, E: 3, k: 2, lanes: 10, steps: 30, tieBreak: .highestIndex),
+        ]
+        for c in cases {
+            let models = try Self.models(c)
+            for m in models {
+                let L = m.layout
+                for e in 1..<c.E {
+                    for i in 0..<c.n { m.parameters[L.gOffset + e * c.n + i] = m.parameters[L.gOffset + i] }
+                }
+            }
+            try Self.compare(c, config: Self.config(c), models: models, data: Self.distributions(c))
+        }
+    }
+
+    /// A lane whose router weights are ±3·10³⁸: expert 0's logit overflows to +inf on samples whose inputs sum past
+    /// 1.13, the others' to −inf, so its softmax is NaN (inf − inf) as in the scalar router, and such a sample takes
+    /// the lockstep router's general path for all lanes; the other lanes must not notice. (The fast path, which
+    /// takes the argmax's exponent as 0, would give that lane finite probabilities instead of NaN.)
+    @Test func overflowingRouterLogitsTakeTheGeneralSoftmaxBitwise() throws {
+        for c in [Case(n: 2, m: 1, E: 2, k: 1, lanes: 10, steps: 12), Case(n: 3, m: 2, E: 3, k: 2, lanes: 7, steps: 12)] {
+            let models = try Self.models(c)
+            for (l, m) in models.enumerated() where l % 3 == 1 {
+                let L = m.layout
+                for e in 0..<c.E {
+                    for i in 0..<c.n { m.parameters[L.gOffset + e * c.n + i] = e == 0 ? 3e38 : -3e38 }
+                }
+            }
+            try Self.compare(c, config: Self.config(c), models: models, data: Self.distributions(c))
+            let r = try LockstepTrainer(
+                models: models.map { Model(copying: $0) }, data: Self.distributions(c), config: Self.config(c),
+                seeds: (0..<c.lanes).map { UInt64(1000 + $0 * 7) }, modelIDs: (0..<c.lanes).map { UInt64($0 % 3) }
+            ).run(threads: 1)
+            #expect(r[1].divergence != nil && r[0].divergence == nil, "\(c): lane 1 should diverge, lane 0 not")
+        }
     }
 
     @Test func resultsDoNotDependOnTheThreadCount() throws {
