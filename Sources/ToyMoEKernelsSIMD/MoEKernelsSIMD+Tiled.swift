@@ -3,26 +3,34 @@
 //
 // The per-sample kernels in MoEKernelsSIMD.swift walk one sample at a time: the decode is a matrix-vector product
 // that streams W_e from L2 once per sample, and the backward updates dW through memory for every sample. Here the
-// samples routed to one expert are processed as matrices, in tiles of 4 (sample, slot) pairs ("members"):
+// samples routed to one expert are processed as matrices of (sample, slot) pairs ("members"):
 //
 //   forward   h_q = Σ_i x_qi · W_e[i, :]            encode, one member at a time, skipping x_qi = 0 (sparse inputs)
-//             pre_q = h_q W_eᵀ + b_e                 decode, a 4 × 16 register tile over (member, feature), K = m
+//             pre_q = h_q W_eᵀ + b_e                 decode, a 6 × 16 register tile over (member, feature), K = m
 //             x̂_s += g_q · ReLU(pre_q)
-//   backward  dpre_qi = g_q · c_i (x̂_si − x_si) · [pre_qi > 0],  c_i = 2 · lossScale · I_i
-//             dh_q = dpre_q W_e                      a 4 × 16 register tile over (member, hidden), K = n
-//             dW_e[i, :] += Σ_q dpre_qi h_q + x_qi dh_q   the tile's h and dh held in registers, one pass over i
+//   backward  (per panel of up to 48 members)
+//             dpre_qi = g_q · c_i (x̂_si − x_si) · [pre_qi > 0],  c_i = 2 · lossScale · I_i
+//             dh_q = dpre_q W_e                      a 6 × 16 register tile over (member, hidden), K = n
+//             dW_e[i, :] += Σ_q dpre_qi h_q + x_qi dh_q   a 6 × 16 register block of dW over (feature, hidden),
+//                                                    K = the panel's members: dW is read and written once per panel
 //             db_e += Σ_q dpre_q,   dg_q = Σ_i c_i (x̂_si − x_si) · ReLU(pre_qi)
 //
-// Packing: per expert, W_e is copied once per call into Wp (n, mp) with rows zero-padded to mp = m rounded up to 16,
-// and (forward) transposed into Wt (m, np), np = n rounded up to 16, so every inner loop runs on whole SIMD8 pairs
-// with no tail; padded lanes hold zeros and are never stored back. dW_e and db_e accumulate in padded scratch and
+// 6 × 16 tiles: 12 SIMD8 accumulators, enough independent multiply-add chains to keep both FMA units of current
+// x86 cores busy (latency 4-5 cycles × 2 per cycle), and with their operands 15 of AVX2's 16 vector registers.
+//
+// Packing: per expert, W_e is copied once per call into Wp (n, mp) with rows zero-padded to mp = m rounded up to 8
+// (16-unit chunks, then one 8-unit chunk where mp = 8 mod 16: m = 20 pads to 24, not 32), and (forward) transposed
+// into Wt (m, np), np = n rounded up to 16, so every inner loop runs on whole SIMD8 vectors with no tail; padded
+// lanes hold zeros and are never stored back. dW_e and db_e accumulate in padded scratch and
 // are added to the caller's gradients once per expert. The packing costs O(n·m) per call against O(B·n·m) of work.
 //
 // Scratch comes from one `withUnsafeTemporaryAllocation` per call (a few hundred KB at P3's shape: after the first
 // call glibc serves it from its heap without touching the OS).
 //
 // The results equal the scalar kernels' up to Float rounding (different summation order, FMA where built with it);
-// the twin tests compare both paths on awkward shapes, including member counts that are not multiples of 4.
+// the twin tests compare both paths on awkward shapes, including member counts that are not multiples of the tiles
+// and batches of several panels. Each SIMD build is deterministic (fixed order of every sum, independent of
+// threads); the 6 × 16 tiles and 48-member panels changed its bits against the earlier 4-member tiles.
 import ToyMoEKernels
 
 // These helpers are file-private copies on purpose: debug builds compile this module file by file, where a helper
@@ -137,6 +145,9 @@ extension MoEKernelsSIMD {
     @inline(__always)
     static func roundUp16(_ x: Int) -> Int { (x + 15) & ~15 }
 
+    @inline(__always)
+    static func roundUp8(_ x: Int) -> Int { (x + 7) & ~7 }
+
     /// The flat (sample, slot) indices t = s·k + j routed to `expert`, in batch order, into `members`; returns the count.
     @inline(__always)
     static func gatherMembers(
@@ -177,7 +188,7 @@ extension MoEKernelsSIMD {
         params: UnsafePointer<Float>, layout L: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations
     ) {
         let n = L.n, m = L.m, E = L.experts, k = L.active
-        let mp = roundUp16(m), np = roundUp16(n)
+        let mp = roundUp8(m), np = roundUp16(n)
         // Members per decode tile (the rows of `Tile6x16`).
         let tile = 6
         let W = params + L.wOffset, bias = params + L.bOffset, G = params + L.gOffset
@@ -189,9 +200,11 @@ extension MoEKernelsSIMD {
         act.xhat.update(repeating: 0, count: batch * n)
         let floats = n * mp + m * np + tile * mp + np
         withUnsafeTemporaryAllocation(of: Float.self, capacity: floats) { buffer in
-            withUnsafeTemporaryAllocation(of: Int32.self, capacity: batch * k + n) { memberBuffer in
+            // members (B·k), nz (n + 8: `encode` stores whole 8-lane groups), the compaction table (256 × 8).
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: batch * k + n + 8 + 256 * 8) { memberBuffer in
                 let wp = buffer.baseAddress!, wt = wp + n * mp, ht = wt + m * np, bp = ht + tile * mp
-                let members = memberBuffer.baseAddress!, nz = members + batch * k
+                let members = memberBuffer.baseAddress!, nz = members + batch * k, table = nz + n + 8
+                buildCompactionTable(table)
                 for e in 0..<E {
                     let count = gatherMembers(act.selected, batch * k, expert: e, into: members)
                     if count == 0 { continue }
@@ -208,7 +221,9 @@ extension MoEKernelsSIMD {
                                 continue
                             }
                             let t = Int(members[q0 + q])
-                            encode(x: UnsafePointer(act.x + (t / k) * n), n: n, wp: wp, mp: mp, h: h, nz: nz)
+                            encode(
+                                x: UnsafePointer(act.x + (t / k) * n), n: n, wp: wp, mp: mp, h: h, nz: nz,
+                                table: table)
                             (act.hidden + t * m).update(from: h, count: m)
                         }
                         decodeTile(
@@ -221,17 +236,51 @@ extension MoEKernelsSIMD {
         }
     }
 
+    /// Row b (b < 256) of `table` (256 × 8) ← the positions of b's set bits in increasing order, then zeros.
+    @inline(__always)
+    static func buildCompactionTable(_ table: UnsafeMutablePointer<Int32>) {
+        for b in 0..<256 {
+            let row = table + 8 * b
+            var c = 0
+            for j in 0..<8 where b & (1 << j) != 0 {
+                row[c] = Int32(j)
+                c += 1
+            }
+            while c < 8 {
+                row[c] = 0
+                c += 1
+            }
+        }
+    }
+
     /// h (mp, padded lanes 0) = Σ_i x_i · Wp[i, :] over the nonzero x_i, in feature order. The nonzero indices are
-    /// first compacted without branches into `nz` (n): at feature probability p only ~p·n rows are read, and the
-    /// multiply-add loop has no data-dependent branch to mispredict. Up to 32 hidden units stay in 4 registers for
-    /// the whole pass.
+    /// first compacted without branches into `nz` (n + 8): at feature probability p only ~p·n rows are read, and
+    /// the multiply-add loop has no data-dependent branch to mispredict. The compaction takes 8 features at a time:
+    /// their nonzero mask b (8 bits) selects row b of `table` (`buildCompactionTable`), the positions of the
+    /// nonzero lanes, stored as one 8-lane vector at nz[c] (lanes past the count are overwritten by the next
+    /// group) before c advances by b's popcount. Up to 32 hidden units stay in 4 registers for the whole pass.
     @inline(__always)
     static func encode(
         x: UnsafePointer<Float>, n: Int, wp: UnsafePointer<Float>, mp: Int, h: UnsafeMutablePointer<Float>,
-        nz: UnsafeMutablePointer<Int32>
+        nz: UnsafeMutablePointer<Int32>, table: UnsafePointer<Int32>
     ) {
         var c = 0
-        for i in 0..<n {
+        let lane = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
+        var i8 = 0
+        while i8 + 8 <= n {
+            // Lane j's bit is 1 ⇔ x_j's magnitude bits ≠ 0 (NaN included, ±0 excluded: the scalar kernel's
+            // `x_i == 0` skip), in integer lane arithmetic (a SIMD mask and select compiled to a spill through the
+            // stack and a store-forwarding stall here).
+            let magnitude = UnsafeRawPointer(x + i8).loadUnaligned(as: SIMD8<UInt32>.self) & 0x7FFF_FFFF
+            let present = (magnitude &+ 0x7FFF_FFFF) &>> 31
+            let mask = (present &<< lane).wrappedSum()
+            let positions = UnsafeRawPointer(table + 8 * Int(mask)).loadUnaligned(as: SIMD8<Int32>.self)
+            UnsafeMutableRawPointer(nz + c).storeBytes(
+                of: positions &+ SIMD8(repeating: Int32(truncatingIfNeeded: i8)), as: SIMD8<Int32>.self)
+            c &+= mask.nonzeroBitCount
+            i8 += 8
+        }
+        for i in i8..<n {
             nz[c] = Int32(truncatingIfNeeded: i)
             // 1 if x_i ≠ ±0 (NaN included, as the scalar kernel's `x_i == 0` test skips only zeros), in integer
             // arithmetic: a float comparison here compiles to a branch (unordered check) that mispredicts.
@@ -253,7 +302,7 @@ extension MoEKernelsSIMD {
         }
         var a0 = 0
         while a0 < mp {
-            // 32 units per pass where they exist (mp is a multiple of 16).
+            // 32 units per pass where they exist, then 16, then 8 (mp is a multiple of 8).
             if a0 + 32 <= mp {
                 var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>(), acc3 = SIMD8<Float>()
                 for j in 0..<c {
@@ -270,7 +319,7 @@ extension MoEKernelsSIMD {
                 store8(acc2, h + a0 + 16)
                 store8(acc3, h + a0 + 24)
                 a0 += 32
-            } else {
+            } else if a0 + 16 <= mp {
                 var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
                 for j in 0..<c {
                     let i = Int(nz[j])
@@ -282,6 +331,14 @@ extension MoEKernelsSIMD {
                 store8(acc0, h + a0)
                 store8(acc1, h + a0 + 8)
                 a0 += 16
+            } else {
+                var acc0 = SIMD8<Float>()
+                for j in 0..<c {
+                    let i = Int(nz[j])
+                    acc0 = fma8(acc0, splat(x[i]), load8(wp + i * mp + a0))
+                }
+                store8(acc0, h + a0)
+                a0 += 8
             }
         }
     }
@@ -350,7 +407,7 @@ extension MoEKernelsSIMD {
         // Rows of the dW tiles (6 features each) and the padded row stride of the panel's D and X: whole 6-row
         // tiles and whole SIMD8 pairs, the padding lanes zero.
         let nr = (n + 5) / 6 * 6
-        let mp = roundUp16(m), ps = roundUp16(nr)
+        let mp = roundUp8(m), ps = roundUp16(nr)
         let panel = 48
         let twoScale = 2 * lossScale
         // wp, dwp (nr, mp); hp, dhp (panel, mp); dp, xp (panel, ps); dbp, coef (ps); dgs (B·k).
@@ -465,7 +522,7 @@ extension MoEKernelsSIMD {
         var q0 = 0
         while q0 < tileRows {
             var a0 = 0
-            while a0 < mp {
+            while a0 + 16 <= mp {
                 let c = Tile6x16(a: dp + q0 * ps, aStride: ps, b: wp + a0, bStride: mp, count: n)
                 for q in 0..<6 {
                     let (lo, hi) = c.row(q)
@@ -474,6 +531,28 @@ extension MoEKernelsSIMD {
                     store8(hi, dst + 8)
                 }
                 a0 += 16
+            }
+            if a0 < mp {
+                // The last 8 hidden units (mp = 8 mod 16): a 6 × 8 tile, 6 accumulators.
+                let a = dp + q0 * ps, b = wp + a0
+                var r0 = SIMD8<Float>(), r1 = SIMD8<Float>(), r2 = SIMD8<Float>()
+                var r3 = SIMD8<Float>(), r4 = SIMD8<Float>(), r5 = SIMD8<Float>()
+                for kk in 0..<n {
+                    let w = load8(b + kk * mp)
+                    r0 = fma8(r0, splat(a[kk]), w)
+                    r1 = fma8(r1, splat(a[ps + kk]), w)
+                    r2 = fma8(r2, splat(a[2 * ps + kk]), w)
+                    r3 = fma8(r3, splat(a[3 * ps + kk]), w)
+                    r4 = fma8(r4, splat(a[4 * ps + kk]), w)
+                    r5 = fma8(r5, splat(a[5 * ps + kk]), w)
+                }
+                let dst = dhp + q0 * mp + a0
+                store8(r0, dst)
+                store8(r1, dst + mp)
+                store8(r2, dst + 2 * mp)
+                store8(r3, dst + 3 * mp)
+                store8(r4, dst + 4 * mp)
+                store8(r5, dst + 5 * mp)
             }
             q0 += 6
         }
@@ -491,7 +570,7 @@ extension MoEKernelsSIMD {
         var i0 = 0
         while i0 < nr {
             var a0 = 0
-            while a0 < mp {
+            while a0 + 16 <= mp {
                 let w = dwp + i0 * mp + a0
                 var c0lo = load8(w), c0hi = load8(w + 8)
                 var c1lo = load8(w + mp), c1hi = load8(w + mp + 8)
@@ -557,6 +636,28 @@ extension MoEKernelsSIMD {
                 store8(c5lo, w + 5 * mp)
                 store8(c5hi, w + 5 * mp + 8)
                 a0 += 16
+            }
+            if a0 < mp {
+                // The last 8 hidden units (mp = 8 mod 16): a 6 × 8 block, 6 accumulators.
+                let w = dwp + i0 * mp + a0
+                var c0 = load8(w), c1 = load8(w + mp), c2 = load8(w + 2 * mp)
+                var c3 = load8(w + 3 * mp), c4 = load8(w + 4 * mp), c5 = load8(w + 5 * mp)
+                for q in 0..<rows {
+                    let h = load8(hp + q * mp + a0), g = load8(dhp + q * mp + a0)
+                    let d = dp + q * ps + i0, x = xp + q * ps + i0
+                    c0 = fma8(fma8(c0, splat(d[0]), h), splat(x[0]), g)
+                    c1 = fma8(fma8(c1, splat(d[1]), h), splat(x[1]), g)
+                    c2 = fma8(fma8(c2, splat(d[2]), h), splat(x[2]), g)
+                    c3 = fma8(fma8(c3, splat(d[3]), h), splat(x[3]), g)
+                    c4 = fma8(fma8(c4, splat(d[4]), h), splat(x[4]), g)
+                    c5 = fma8(fma8(c5, splat(d[5]), h), splat(x[5]), g)
+                }
+                store8(c0, w)
+                store8(c1, w + mp)
+                store8(c2, w + 2 * mp)
+                store8(c3, w + 3 * mp)
+                store8(c4, w + 4 * mp)
+                store8(c5, w + 5 * mp)
             }
             i0 += 6
         }
