@@ -29,7 +29,8 @@ struct BenchCommand: ParsableCommand {
             Method: one thread (except lockstep-2t, and P6's two-thread variant); each (unit, variant) is warmed up and calibrated to run for at least --min-time
             per round; then --repeats rounds alternate the variants (A B, B A, A B, ...). Reported: median time
             per iteration, p10–p90 over rounds, MAD, rate, GFLOP/s (analytic dense-equivalent flop count, see
-            BENCHMARKS.md), and speedups (reference time / variant time) computed per round, then median'd.
+            BENCHMARKS.md), % peak (GFLOP/s over the measured multiply-add peak of one core × the variant's threads),
+            and speedups (reference time / variant time) computed per round, then median'd.
             Build with `swift build -c release` for meaningful numbers: a debug build is flagged in the output.
             """)
 
