@@ -203,11 +203,9 @@ extension MoEKernelsSIMD {
         if k != 1 { act.xhat.update(repeating: 0, count: batch * n) }
         let floats = n * mp + m * np + tile * mp + np
         withUnsafeTemporaryAllocation(of: Float.self, capacity: floats) { buffer in
-            // members (B·k), nz (n + 8: `encode` stores whole 8-lane groups), the compaction table (256 × 8).
-            withUnsafeTemporaryAllocation(of: Int32.self, capacity: batch * k + n + 8 + 256 * 8) { memberBuffer in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: batch * k + n) { memberBuffer in
                 let wp = buffer.baseAddress!, wt = wp + n * mp, ht = wt + m * np, bp = ht + tile * mp
-                let members = memberBuffer.baseAddress!, nz = members + batch * k, table = nz + n + 8
-                buildCompactionTable(table)
+                let members = memberBuffer.baseAddress!, nz = members + batch * k
                 for e in 0..<E {
                     let count = gatherMembers(act.selected, batch * k, expert: e, into: members)
                     if count == 0 { continue }
@@ -224,9 +222,7 @@ extension MoEKernelsSIMD {
                                 continue
                             }
                             let t = Int(members[q0 + q])
-                            encode(
-                                x: UnsafePointer(act.x + (t / k) * n), n: n, wp: wp, mp: mp, h: h, nz: nz,
-                                table: table)
+                            encode(x: UnsafePointer(act.x + (t / k) * n), n: n, wp: wp, mp: mp, h: h, nz: nz)
                             (act.hidden + t * m).update(from: h, count: m)
                         }
                         decodeTile(
@@ -239,51 +235,17 @@ extension MoEKernelsSIMD {
         }
     }
 
-    /// Row b (b < 256) of `table` (256 × 8) ← the positions of b's set bits in increasing order, then zeros.
-    @inline(__always)
-    static func buildCompactionTable(_ table: UnsafeMutablePointer<Int32>) {
-        for b in 0..<256 {
-            let row = table + 8 * b
-            var c = 0
-            for j in 0..<8 where b & (1 << j) != 0 {
-                row[c] = Int32(j)
-                c += 1
-            }
-            while c < 8 {
-                row[c] = 0
-                c += 1
-            }
-        }
-    }
-
     /// h (mp, padded lanes 0) = Σ_i x_i · Wp[i, :] over the nonzero x_i, in feature order. The nonzero indices are
-    /// first compacted without branches into `nz` (n + 8): at feature probability p only ~p·n rows are read, and
-    /// the multiply-add loop has no data-dependent branch to mispredict. The compaction takes 8 features at a time:
-    /// their nonzero mask b (8 bits) selects row b of `table` (`buildCompactionTable`), the positions of the
-    /// nonzero lanes, stored as one 8-lane vector at nz[c] (lanes past the count are overwritten by the next
-    /// group) before c advances by b's popcount. Up to 32 hidden units stay in 4 registers for the whole pass.
+    /// first compacted without branches into `nz` (n): at feature probability p only ~p·n rows are read, and the
+    /// multiply-add loop has no data-dependent branch to mispredict. Up to 32 hidden units stay in 4 registers for
+    /// one pass over the nonzero rows (mp = 24, e.g. m = 20, in one pass of 3).
     @inline(__always)
     static func encode(
         x: UnsafePointer<Float>, n: Int, wp: UnsafePointer<Float>, mp: Int, h: UnsafeMutablePointer<Float>,
-        nz: UnsafeMutablePointer<Int32>, table: UnsafePointer<Int32>
+        nz: UnsafeMutablePointer<Int32>
     ) {
         var c = 0
-        let lane = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
-        var i8 = 0
-        while i8 + 8 <= n {
-            // Lane j's bit is 1 ⇔ x_j's magnitude bits ≠ 0 (NaN included, ±0 excluded: the scalar kernel's
-            // `x_i == 0` skip), in integer lane arithmetic (a SIMD mask and select compiled to a spill through the
-            // stack and a store-forwarding stall here).
-            let magnitude = UnsafeRawPointer(x + i8).loadUnaligned(as: SIMD8<UInt32>.self) & 0x7FFF_FFFF
-            let present = (magnitude &+ 0x7FFF_FFFF) &>> 31
-            let mask = (present &<< lane).wrappedSum()
-            let positions = UnsafeRawPointer(table + 8 * Int(mask)).loadUnaligned(as: SIMD8<Int32>.self)
-            UnsafeMutableRawPointer(nz + c).storeBytes(
-                of: positions &+ SIMD8(repeating: Int32(truncatingIfNeeded: i8)), as: SIMD8<Int32>.self)
-            c &+= mask.nonzeroBitCount
-            i8 += 8
-        }
-        for i in i8..<n {
+        for i in 0..<n {
             nz[c] = Int32(truncatingIfNeeded: i)
             // 1 if x_i ≠ ±0 (NaN included, as the scalar kernel's `x_i == 0` test skips only zeros), in integer
             // arithmetic: a float comparison here compiles to a branch (unordered check) that mispredicts.
@@ -305,8 +267,9 @@ extension MoEKernelsSIMD {
         }
         var a0 = 0
         while a0 < mp {
-            // 32 units per pass where they exist, then 16, then 8 (mp is a multiple of 8).
-            if a0 + 32 <= mp {
+            // 32 units per pass where they exist; the rest (8, 16 or 24: mp is a multiple of 8) in one more pass.
+            let rest = mp - a0
+            if rest >= 32 {
                 var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>(), acc3 = SIMD8<Float>()
                 for j in 0..<c {
                     let i = Int(nz[j])
@@ -322,7 +285,21 @@ extension MoEKernelsSIMD {
                 store8(acc2, h + a0 + 16)
                 store8(acc3, h + a0 + 24)
                 a0 += 32
-            } else if a0 + 16 <= mp {
+            } else if rest == 24 {
+                var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>()
+                for j in 0..<c {
+                    let i = Int(nz[j])
+                    let xv = splat(x[i])
+                    let row = wp + i * mp + a0
+                    acc0 = fma8(acc0, xv, load8(row))
+                    acc1 = fma8(acc1, xv, load8(row + 8))
+                    acc2 = fma8(acc2, xv, load8(row + 16))
+                }
+                store8(acc0, h + a0)
+                store8(acc1, h + a0 + 8)
+                store8(acc2, h + a0 + 16)
+                a0 += 24
+            } else if rest == 16 {
                 var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
                 for j in 0..<c {
                     let i = Int(nz[j])
