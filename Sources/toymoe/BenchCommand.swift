@@ -29,7 +29,8 @@ struct BenchCommand: ParsableCommand {
             Method: one thread (except lockstep-2t, and P6's two-thread variant); each (unit, variant) is warmed up and calibrated to run for at least --min-time
             per round; then --repeats rounds alternate the variants (A B, B A, A B, ...). Reported: median time
             per iteration, p10–p90 over rounds, MAD, rate, GFLOP/s (analytic dense-equivalent flop count, see
-            BENCHMARKS.md), and speedups (reference time / variant time) computed per round, then median'd.
+            BENCHMARKS.md), % peak (GFLOP/s over the measured multiply-add peak of one core × the variant's threads),
+            and speedups (reference time / variant time) computed per round, then median'd.
             Build with `swift build -c release` for meaningful numbers: a debug build is flagged in the output.
             """)
 
@@ -118,8 +119,8 @@ struct BenchCommand: ParsableCommand {
 
         let machineJSON = machine.toJSON(threadsUsed: threadsUsed)
         if !quiet {
-            print(BenchReport.table(results, variants: variantList, peak: peak, machine: machine))
-            print(String(format: "%@ multiply-add peak measured in this run: %.1f GFLOP/s per core (P3's GFLOP/s as a fraction of it: see BENCHMARKS.md)", best.rawValue, isaPeak))
+            print(BenchReport.table(results, variants: variantList, peak: peak, isaPeak: isaPeak, machine: machine))
+            print(String(format: "%@ multiply-add peak measured in this run: %.1f GFLOP/s per core (the %% peak column: GFLOP/s / (this peak × the variant's threads))", best.rawValue, isaPeak))
         }
         if let json {
             var doc = JSONObject()
@@ -143,7 +144,7 @@ struct BenchCommand: ParsableCommand {
                 "isa_multiply_add_gflops": .number(isaPeak),
                 "note": .string("baseline: SIMD4<Float> multiply and add (separate, no FMA) in 12 independent chains, compiled for the baseline x86-64 ISA. isa: MoEKernelsSIMD.peakProbe of the widest SIMD build this CPU runs (12 SIMD8 chains; one fused multiply-add per lane in the AVX2/AVX-512 builds), the peak the P3 fraction is measured against. \(machine.fmaPeakReference)"),
             ]
-            doc["units"] = .array(results.map { $0.toJSON() })
+            doc["units"] = .array(results.map { $0.toJSON(isaPeak: isaPeak) })
             try JSONValue.object(doc).write(to: URL(fileURLWithPath: json), options: JSONWriteOptions(nonFinite: .null))
             progress("wrote \(json)")
         }
@@ -846,6 +847,18 @@ struct VariantResult {
     var name: String
     var iterationsPerRound: Int
     var seconds: Stats  // per iteration, one sample per round
+    /// Threads the variant ran on (its peak is that many cores' worth).
+    var threads = 1
+
+    /// GFLOP/s at the median time, or nil for a unit without a flop count.
+    func gflops(_ unit: BenchUnit) -> Double? { unit.flops.map { $0 / seconds.median / 1e9 } }
+
+    /// The median GFLOP/s as a fraction of `isaPeak` (one core's measured multiply-add peak) × `threads`; nil for a
+    /// unit without a flop count or an unusable peak.
+    func fractionOfPeak(_ unit: BenchUnit, isaPeak: Double) -> Double? {
+        guard let g = gflops(unit), isaPeak > 0, isaPeak.isFinite else { return nil }
+        return g / (isaPeak * Double(threads))
+    }
 }
 
 struct RatioResult {
@@ -865,7 +878,9 @@ struct UnitResult {
         return times + (speed.isEmpty ? "" : "; speedup " + speed)
     }
 
-    func toJSON() -> JSONValue {
+    /// `isaPeak`: one core's measured multiply-add peak of the widest SIMD build (GFLOP/s), the reference of every
+    /// variant's `fraction_of_peak`.
+    func toJSON(isaPeak: Double) -> JSONValue {
         [
             "config": .string(unit.config),
             "unit": .string(unit.name),
@@ -878,7 +893,9 @@ struct UnitResult {
                     "iterations_per_round": .int(v.iterationsPerRound),
                     "seconds_per_iteration": v.seconds.toJSON(),
                     "rate_per_second": .number(1 / v.seconds.median),
-                    "gflops": unit.flops.map { .number($0 / v.seconds.median / 1e9) } ?? .null,
+                    "gflops": v.gflops(unit).map { .number($0) } ?? .null,
+                    "threads": .int(v.threads),
+                    "fraction_of_peak": v.fractionOfPeak(unit, isaPeak: isaPeak).map { .number($0) } ?? .null,
                 ]
             }),
             "ratios": .array(ratios.map { r in
@@ -923,7 +940,9 @@ enum BenchRunner {
             }
         }
         let results = variants.indices.map {
-            VariantResult(name: variants[$0].name, iterationsPerRound: iterations[$0], seconds: Stats(samples[$0]))
+            VariantResult(
+                name: variants[$0].name, iterationsPerRound: iterations[$0], seconds: Stats(samples[$0]),
+                threads: variants[$0].threads)
         }
         var ratios: [RatioResult] = []
         for j in variants.indices.dropFirst() {
@@ -967,8 +986,11 @@ enum BenchReport {
         s.count >= w ? s : s + String(repeating: " ", count: w - s.count)
     }
 
-    static func table(_ results: [UnitResult], variants: [BenchVariant], peak: Double, machine: MachineInfo) -> String {
-        var rows: [[String]] = [["config", "unit", "shape", "variant", "median", "p10–p90", "rate", "GFLOP/s", "speedup (p10–p90)"]]
+    /// `isaPeak`: one core's measured multiply-add peak (GFLOP/s), the reference of the "% peak" column.
+    static func table(
+        _ results: [UnitResult], variants: [BenchVariant], peak: Double, isaPeak: Double, machine: MachineInfo
+    ) -> String {
+        var rows: [[String]] = [["config", "unit", "shape", "variant", "median", "p10–p90", "rate", "GFLOP/s", "% peak", "speedup (p10–p90)"]]
         for r in results {
             for v in r.variants {
                 let speedups = r.ratios.filter { $0.variant == v.name }.map {
@@ -978,7 +1000,8 @@ enum BenchReport {
                     r.unit.config, r.unit.name, r.unit.shape.label, v.name, duration(v.seconds.median),
                     "\(duration(v.seconds.p10))–\(duration(v.seconds.p90))",
                     "\(rate(1 / v.seconds.median)) \(r.unit.rateLabel)",
-                    r.unit.flops.map { String(format: "%.2f", $0 / v.seconds.median / 1e9) } ?? "",
+                    v.gflops(r.unit).map { String(format: "%.2f", $0) } ?? "",
+                    v.fractionOfPeak(r.unit, isaPeak: isaPeak).map { String(format: "%.1f %%", 100 * $0) } ?? "",
                     speedups.joined(separator: "; "),
                 ])
             }
@@ -990,7 +1013,7 @@ enum BenchReport {
         out.insert(String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1)), at: 1)
         out.append("")
         out.append(String(format: "one thread (lockstep-Nt: N threads); build %@; baseline-ISA (SSE2) mul+add peak %.1f GFLOP/s. ", BenchBuild.configuration, peak) + machine.fmaPeakReference)
-        out.append("GFLOP/s: dense-equivalent analytic flops (BENCHMARKS.md); speedup = reference time / variant time, per round, median")
+        out.append("GFLOP/s: dense-equivalent analytic flops (BENCHMARKS.md); % peak = GFLOP/s / (measured multiply-add peak per core × the variant's threads); speedup = reference time / variant time, per round, median")
         return out.joined(separator: "\n")
     }
 }

@@ -16,6 +16,7 @@ import ToyMoEKernels
             ["bench", "--configs", "P1", "--repeats", "2", "--min-time", "0.01", "--json", "out.json"], in: dir)
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stdout.contains("training step") && run.stdout.contains("speedup"), "table missing: \(run.stdout)")
+        #expect(run.stdout.contains("% peak"), "fraction-of-peak column missing: \(run.stdout)")
         let doc = try JSONValue(contentsOf: dir.appendingPathComponent("out.json"))
 
         #expect(doc["provenance"]?["tool"]?.stringValue == "toymoe bench")
@@ -47,6 +48,14 @@ import ToyMoEKernels
                 #expect((v["iterations_per_round"]?.intValue ?? 0) >= 1)
                 #expect((v["rate_per_second"]?.doubleValue ?? 0) > 0)
                 #expect((v["gflops"]?.doubleValue ?? 0) > 0)
+                // The fraction of the measured multiply-add peak: GFLOP/s / (peak per core × the variant's threads).
+                let name = v["name"]?.stringValue ?? ""
+                let threads = try #require(v["threads"]?.intValue)
+                #expect(threads == (name == "lockstep-2t" ? 2 : 1))
+                let gflops = try #require(v["gflops"]?.doubleValue)
+                let peak = try #require(doc["peak"]?["isa_multiply_add_gflops"]?.doubleValue)
+                let fraction = try #require(v["fraction_of_peak"]?.doubleValue)
+                #expect(abs(fraction - gflops / (peak * Double(threads))) <= 1e-9 * max(1, fraction))
             }
             let ratios = try #require(unit["ratios"]?.arrayValue)
             // Each later variant against every earlier one: scalar/naive, simd-baseline/naive, simd-baseline/scalar, ...

@@ -54,8 +54,11 @@ import ToyMoEKernels
         var lb: Bool
         var normalization: LossNormalization
         var tieBreak: TieBreak
+        /// Inputs Gaussian with no zeros (every feature present) instead of sparse uniform ones.
+        var denseInputs = false
         var description: String {
             "n=\(n) m=\(m) E=\(E) k=\(k) B=\(batch) lb=\(lb) \(normalization.rawValue) tie=\(tieBreak)"
+                + (denseInputs ? " dense inputs" : "")
         }
     }
 
@@ -90,7 +93,7 @@ import ToyMoEKernels
         for i in 0..<n { importance[i] = 0.25 + rng.nextFloat() }
 
         let scalarWS = Workspace(layout: L, batch: B), simdWS = Workspace(layout: L, batch: B)
-        fill(scalarWS.x, B * n, rng: &rng, sparse: true)
+        fill(scalarWS.x, B * n, rng: &rng, sparse: !c.denseInputs)
         if B >= 5 { for i in 0..<n { scalarWS.x[2 * n + i] = 0 } }
         simdWS.x.update(from: scalarWS.x, count: B * n)
         let sa = scalarWS.activations, va = simdWS.activations
@@ -159,6 +162,29 @@ import ToyMoEKernels
         }
     }
 
+    /// The tiled path (`KernelSet.paths`' "tiled", the one wide experts take) on batches that fill several of its
+    /// backward panels (48 members) and end in a partial panel and a partial 6-member tile, on shapes whose n and m
+    /// are not multiples of its 6-feature, 6-member and 16-unit tiles: dense and routed (E = 3, k = 1 and k = E,
+    /// some experts with few members), sparse and dense inputs. The shapes of `simdMatchesScalar` cover one panel.
+    @Test(
+        "Tiled SIMD path equals the scalar kernels across several backward panels (sparse and dense inputs)",
+        arguments: [(n: 40, m: 9), (n: 67, m: 30), (n: 17, m: 33)], [false, true])
+    func tiledPanelsMatchScalar(shape: (n: Int, m: Int), denseInputs: Bool) throws {
+        for v in Self.variants {
+            let tiled = try #require(KernelSet(v).paths.first { $0.name == "tiled" })
+            let K = KernelSet(v).with(forward: tiled.forward, backward: tiled.backward)
+            for (index, (E, k)) in [(1, 1), (3, 1), (3, 3)].enumerated() {
+                for batch in [49, 150] {
+                    let c = Case(
+                        n: shape.n, m: shape.m, E: E, k: k, batch: batch, lb: index == 1,
+                        normalization: batch == 49 ? .meanOverFeatures : .sumOverFeatures,
+                        tieBreak: index == 2 ? .highestIndex : .lowestIndex, denseInputs: denseInputs)
+                    Self.run(c, seed: UInt64(3000 + 10 * index + batch), K)
+                }
+            }
+        }
+    }
+
     @Test("SIMD AdamW is bitwise equal to the scalar AdamW (tails included)", arguments: [1, 3, 7, 8, 15, 16, 17, 33, 250])
     func adamWMatchesScalar(count: Int) {
         var rng = RandomStream(seed: 3, path: [UInt64(count)])
@@ -212,12 +238,26 @@ import ToyMoEKernels
         }
     }
 
-    func simdMatchesNaive(shape s: (n: Int, m: Int, E: Int, k: Int), lb: Bool, _ K: KernelSet) throws {
+    /// The tiled path against the naive twin on batches of several backward panels (48 members), feature
+    /// probability 1 (dense inputs) and 0.1, n and m not multiples of the tiles.
+    @Test(
+        "Tiled SIMD path equals the naive Double twin across several backward panels",
+        arguments: [(n: 50, m: 30, E: 1, k: 1), (n: 23, m: 12, E: 3, k: 2)], [Float(1), 0.1])
+    func tiledMatchesNaive(shape s: (n: Int, m: Int, E: Int, k: Int), p: Float) throws {
+        for v in Self.variants {
+            let tiled = try #require(KernelSet(v).paths.first { $0.name == "tiled" })
+            let K = KernelSet(v).with(forward: tiled.forward, backward: tiled.backward)
+            try simdMatchesNaive(shape: s, lb: s.E > 1, K, batch: 131, p: p)
+        }
+    }
+
+    func simdMatchesNaive(
+        shape s: (n: Int, m: Int, E: Int, k: Int), lb: Bool, _ K: KernelSet, batch B: Int = 24, p: Float = 0.5
+    ) throws {
         let model = try Support.model(n: s.n, m: s.m, E: s.E, k: s.k, seed: UInt64(70 + s.n))
-        let B = 24
         let L = model.layout
         let normalization: LossNormalization = lb ? .meanOverFeatures : .sumOverFeatures
-        let x = Support.batch(B, n: s.n, p: 0.5, seed: 11)
+        let x = Support.batch(B, n: s.n, p: p, seed: 11)
         let importance = (0..<s.n).map { Float(0.5 + 0.5 / Double($0 + 1)) }
         let ws = Workspace(layout: L, batch: B)
         let act = ws.activations
