@@ -35,7 +35,7 @@ public struct KernelSet {
     public let adamW: AdamW
 
     /// For the SIMD variants: the code paths `forward`/`backward` choose between by shape ("tiled" for wide experts,
-    /// "narrow" for m < 8, "per-sample" for n < 8; see `MoEKernelsSIMD.usesTiledPath` and `usesNarrowPath`), each
+    /// "narrow" for narrower ones, "per-sample" for n < 8; see `MoEKernelsSIMD.usesTiledPath` and `usesNarrowPath`), each
     /// callable on any shape, so tests and benchmarks can check and time all of them everywhere. Empty for `scalar`.
     public let paths: [(name: String, forward: Forward, backward: Backward)]
 

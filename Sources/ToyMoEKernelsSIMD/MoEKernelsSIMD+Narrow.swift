@@ -78,8 +78,8 @@ private func storePartial(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _
 
 extension MoEKernelsSIMD {
 
-    /// Whether `forward`/`backward` take the feature-major (narrow) path: experts narrower than the tiled path's
-    /// (m < 8) with at least one full vector of features.
+    /// Whether `forward`/`backward` take the feature-major (narrow) path: experts the tiled path does not take
+    /// (m < 8, or routed experts with m < 16) with at least one full vector of features.
     @inline(__always)
     public static func usesNarrowPath(_ L: MoELayout) -> Bool { !usesTiledPath(L) && L.n >= 8 }
 

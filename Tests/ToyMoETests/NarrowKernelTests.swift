@@ -19,11 +19,13 @@ import ToyMoEKernelsSIMD
         }
     }
 
-    @Test("Every SIMD build has a narrow path, and auto-dispatch uses it for m < 8")
+    @Test("Every SIMD build has a narrow path, and auto-dispatch uses it for m < 8 and routed m < 16")
     func pathExists() {
         #expect(Self.builds.count == SIMDKernelTests.variants.count)
         #expect(ToyMoEKernelsSIMD.MoEKernelsSIMD.usesNarrowPath(MoELayout(n: 100, m: 1, experts: 20, active: 5)))
         #expect(ToyMoEKernelsSIMD.MoEKernelsSIMD.usesNarrowPath(MoELayout(n: 100, m: 5, experts: 4, active: 1)))
+        #expect(ToyMoEKernelsSIMD.MoEKernelsSIMD.usesNarrowPath(MoELayout(n: 100, m: 10, experts: 10, active: 1)))
+        #expect(!ToyMoEKernelsSIMD.MoEKernelsSIMD.usesNarrowPath(MoELayout(n: 100, m: 20, experts: 1, active: 1)))
         #expect(!ToyMoEKernelsSIMD.MoEKernelsSIMD.usesNarrowPath(MoELayout(n: 400, m: 30, experts: 1, active: 1)))
     }
 
@@ -166,6 +168,38 @@ import ToyMoEKernelsSIMD
             want *= 1 / Double(batch)
             let got = MoEKernels.reconstructionLoss(x: x, xhat: xhat, importance: importance, batch: batch, n: n, scale: 1 / Double(batch))
             #expect(got.bitPattern == want.bitPattern, "B=\(batch) n=\(n): \(got) vs \(want)")
+        }
+    }
+
+    @Test("MoEKernels.sampleBatch equals one nextFloatPair per element, in row order, bit for bit",
+          arguments: [1, 7, 8, 9, 100])
+    func sampleBatchBitwise(n: Int) {
+        // Probabilities 1 and 0 among the others.
+        var probability = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            let tenths = Float(i % 10) / 10
+            probability[i] = i % 5 == 0 ? 1 : (i % 7 == 0 ? 0 : tenths)
+        }
+        let scale = (0..<n).map { Float(1 + $0 % 3) }
+        for useScale in [false, true] {
+            var a = RandomStream(seed: 41, path: [UInt64(n)]), b = a
+            let B = 3
+            var got = [Float](repeating: -1, count: B * n)
+            scale.withUnsafeBufferPointer { sc in
+                MoEKernels.sampleBatch(
+                    x: &got, batch: B, n: n, probability: probability, scale: useScale ? sc.baseAddress! : nil, rng: &a)
+            }
+            var want = [Float](repeating: 0, count: B * n)
+            for s in 0..<B {
+                for i in 0..<n {
+                    let (u, r) = b.nextFloatPair()
+                    want[s * n + i] = r <= probability[i] ? u : 0
+                    if useScale { want[s * n + i] *= scale[i] }
+                }
+            }
+            #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "n=\(n) scale=\(useScale)")
+            #expect(a.next() == b.next(), "the stream advanced by exactly B·n draws")
+            #expect(got.contains { $0 != 0 } && got.contains { $0 == 0 } || n == 1)
         }
     }
 
