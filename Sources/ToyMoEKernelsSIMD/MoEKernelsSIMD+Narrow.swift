@@ -104,13 +104,13 @@ extension MoEKernelsSIMD {
 
     /// Softmax, top-k and gates from the logits in `probs` (E): the operations and rules of
     /// `MoEKernels.selectTopK` (max-subtracted `kernelExp`, sum in expert order, strict > for `lowestIndex` and ≥ for
-    /// `highestIndex`), so the outputs are bitwise that kernel's; the argmax of each round is vectorized over
-    /// the experts instead of a nested scan. Non-finite logits and E > 64 go to `MoEKernels.selectTopK` itself.
-    /// - Shapes: `probs` (E, in: logits, out: π), `selected` (k), `gates` (k), `vals` scratch (roundUp8(E)).
+    /// `highestIndex`), so the outputs are bitwise that kernel's; the argmax of each round is a vector maximum over
+    /// per-expert integer keys instead of a nested scan. Non-finite logits and E > 64 go to `MoEKernels.selectTopK`.
+    /// - Shapes: `probs` (E, in: logits, out: π), `selected` (k), `gates` (k), `keys` scratch (roundUp8(E)).
     @inline(__always)
     public static func selectTopK(
         logitsToProbabilities probs: UnsafeMutablePointer<Float>, experts E: Int, active k: Int, tieBreak: TieBreak,
-        selected: UnsafeMutablePointer<Int32>, gates: UnsafeMutablePointer<Float>, vals: UnsafeMutablePointer<Float>
+        selected: UnsafeMutablePointer<Int32>, gates: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Int64>
     ) {
         var finite = true
         var zmax = -Float.infinity
@@ -131,35 +131,31 @@ extension MoEKernelsSIMD {
             total += v
         }
         let inv = 1 / total
+        for e in 0..<E { probs[e] *= inv }
+        // One integer key per expert: π's bits (π ≥ +0, so its bit pattern orders like the value) above the
+        // index, stored so that the larger key wins ties the way the scalar scan does (lowestIndex: 63 − e, the
+        // first equal expert; highestIndex: e, the last). Each round is then a plain maximum over the keys, with no
+        // second pass for the index; chosen experts and padding hold Int64.min.
         let chunks = (E + 7) >> 3
-        // π ∈ [0, 1]; padding and chosen experts hold −1, below every candidate, so they never win a round.
-        for e in 0..<(chunks * 8) { vals[e] = e < E ? probs[e] * inv : -1 }
-        for e in 0..<E { probs[e] = vals[e] }
-        let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
-        let none = SIMD8<Int32>(repeating: tieBreak == .lowestIndex ? Int32.max : -1)
+        let lowest = tieBreak == .lowestIndex
+        for e in 0..<(chunks * 8) {
+            keys[e] = e < E ? Int64(probs[e].bitPattern) << 8 | Int64(lowest ? 63 - e : e) : Int64.min
+        }
         var selectedSum: Float = 0
         for j in 0..<k {
-            // The round's maximum: lane-wise over the chunks, then across the 8 lanes (selects, no calls).
-            var mv = load8(vals)
+            var kv = UnsafeRawPointer(keys).loadUnaligned(as: SIMD8<Int64>.self)
             for c in 1..<chunks {
-                let v = load8(vals + 8 * c)
-                mv = mv.replacing(with: v, where: v .> mv)
+                let v = UnsafeRawPointer(keys + 8 * c).loadUnaligned(as: SIMD8<Int64>.self)
+                kv = kv.replacing(with: v, where: v .> kv)
             }
-            var best = mv[0]
-            for l in 1..<8 { best = mv[l] > best ? mv[l] : best }
-            // lowestIndex: the first expert holding it (the scalar scan's strict >); highestIndex: the last (≥).
-            let target = splat(best)
-            var idx = none
-            for c in 0..<chunks {
-                let here = none.replacing(with: lane &+ Int32(8 * c), where: load8(vals + 8 * c) .== target)
-                idx = tieBreak == .lowestIndex
-                    ? idx.replacing(with: here, where: here .< idx) : idx.replacing(with: here, where: here .> idx)
-            }
-            var index = idx[0]
-            for l in 1..<8 { index = tieBreak == .lowestIndex ? min(index, idx[l]) : max(index, idx[l]) }
-            selected[j] = index
-            selectedSum += best
-            vals[Int(index)] = -1
+            let k4 = kv.lowHalf.replacing(with: kv.highHalf, where: kv.highHalf .> kv.lowHalf)
+            let k2 = k4.lowHalf.replacing(with: k4.highHalf, where: k4.highHalf .> k4.lowHalf)
+            let best = Swift.max(k2[0], k2[1])
+            let low = Int(best & 0xFF)
+            let index = lowest ? 63 - low : low
+            selected[j] = Int32(index)
+            selectedSum += probs[index]
+            keys[index] = Int64.min
         }
         for j in 0..<k { gates[j] = probs[Int(selected[j])] / selectedSum }
     }
@@ -267,12 +263,13 @@ extension MoEKernelsSIMD {
         let n = L.n, m = L.m, E = L.experts, k = L.active
         let (np, rp, routerLanes, fused) = narrowSizes(L)
         let W = params + L.wOffset
-        let floats = E * m * np + E * np + n * rp + rp + np + roundUp8(E) + max(m, 1)
+        let floats = E * m * np + E * np + n * rp + rp + np + max(m, 1)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: floats) { buffer in
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { nzBuffer in
+            withUnsafeTemporaryAllocation(of: Int64.self, capacity: roundUp8(E)) { keyBuffer in
                 let wt = buffer.baseAddress!, bp = wt + E * m * np, r = bp + E * np, zh = r + n * rp
-                let xacc = zh + rp, vals = xacc + np, hs = vals + roundUp8(E)
-                let nz = nzBuffer.baseAddress!
+                let xacc = zh + rp, hs = xacc + np
+                let nz = nzBuffer.baseAddress!, keys = keyBuffer.baseAddress!
                 packNarrow(
                     params: params, layout: L, np: np, rp: rp, routerLanes: routerLanes, fused: fused, wt: wt, bp: bp,
                     r: r)
@@ -292,7 +289,7 @@ extension MoEKernelsSIMD {
                         probs.update(from: zh, count: E)
                         selectTopK(
                             logitsToProbabilities: probs, experts: E, active: k, tieBreak: tieBreak, selected: sel,
-                            gates: gates, vals: vals)
+                            gates: gates, keys: keys)
                     }
                     for j in 0..<k {
                         let t = s * k + j
@@ -321,6 +318,7 @@ extension MoEKernelsSIMD {
                         i += 8
                     }
                 }
+            }
             }
         }
     }

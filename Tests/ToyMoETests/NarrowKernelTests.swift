@@ -126,20 +126,20 @@ import ToyMoEKernelsSIMD
                         var pS = logits, pV = logits, pA = logits
                         var sS = [Int32](repeating: -1, count: k), sV = sS, sA = sS
                         var gS = [Float](repeating: 0, count: k), gV = gS, gA = gS
-                        var vals = [Float](repeating: 0, count: (E + 7) / 8 * 8)
+                        var keys = [Int64](repeating: 0, count: (E + 7) / 8 * 8)
                         MoEKernels.selectTopK(logitsToProbabilities: &pS, experts: E, active: k, tieBreak: tie, selected: &sS, gates: &gS)
                         ToyMoEKernelsSIMD.MoEKernelsSIMD.selectTopK(
-                            logitsToProbabilities: &pV, experts: E, active: k, tieBreak: tie, selected: &sV, gates: &gV, vals: &vals)
+                            logitsToProbabilities: &pV, experts: E, active: k, tieBreak: tie, selected: &sV, gates: &gV, keys: &keys)
                         #expect(pS == pV && sS == sV && gS == gV, "baseline E=\(E) k=\(k) \(tie) \(logits)")
                         if KernelVariant.simdAVX2.isSupported {
                             ToyMoEKernelsAVX2.MoEKernelsSIMD.selectTopK(
-                                logitsToProbabilities: &pA, experts: E, active: k, tieBreak: tie, selected: &sA, gates: &gA, vals: &vals)
+                                logitsToProbabilities: &pA, experts: E, active: k, tieBreak: tie, selected: &sA, gates: &gA, keys: &keys)
                             #expect(pS == pA && sS == sA && gS == gA, "avx2 E=\(E) k=\(k) \(tie) \(logits)")
                         }
                         if KernelVariant.simdAVX512.isSupported {
                             var p5 = logits, s5 = [Int32](repeating: -1, count: k), g5 = [Float](repeating: 0, count: k)
                             ToyMoEKernelsAVX512.MoEKernelsSIMD.selectTopK(
-                                logitsToProbabilities: &p5, experts: E, active: k, tieBreak: tie, selected: &s5, gates: &g5, vals: &vals)
+                                logitsToProbabilities: &p5, experts: E, active: k, tieBreak: tie, selected: &s5, gates: &g5, keys: &keys)
                             #expect(pS == p5 && sS == s5 && gS == g5, "avx512 E=\(E) k=\(k) \(tie) \(logits)")
                         }
                     }
