@@ -1,5 +1,6 @@
-// Feature-major forward/backward for narrow experts (m < 8: Fig. 3's 4 experts of m = 5, 10 of m = 2, 20 of m = 1),
-// compiled, like MoEKernelsSIMD.swift, once per ISA (the AVX2/AVX-512 folders hold symlinks to this file).
+// Feature-major forward/backward for narrow experts (m < 8: Fig. 3's 4 experts of m = 5, 10 of m = 2, 20 of m = 1;
+// and routed experts with m < 16: Table 1's 10 of m = 10), compiled, like MoEKernelsSIMD.swift, once per ISA (the
+// AVX2/AVX-512 folders hold symlinks to this file).
 //
 // The tiled path vectorizes over the hidden dimension padded to 16 lanes, and the per-sample path over m as well,
 // so with m = 1 … 7 most lanes idle (m = 1: one lane of eight) and the scalar tails dominate. Here every vector
