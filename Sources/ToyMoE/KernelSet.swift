@@ -34,9 +34,9 @@ public struct KernelSet {
     public private(set) var backward: Backward
     public let adamW: AdamW
 
-    /// For the SIMD variants: the code paths `forward`/`backward` choose between by shape ("per-sample" for narrow
-    /// experts, "tiled" for wide ones, see `MoEKernelsSIMD.usesTiledPath`), each callable on any shape, so tests and
-    /// benchmarks can check and time both everywhere. Empty for `scalar`.
+    /// For the SIMD variants: the code paths `forward`/`backward` choose between by shape ("tiled" for wide experts,
+    /// "narrow" for narrower ones, "per-sample" for n < 8; see `MoEKernelsSIMD.usesTiledPath` and `usesNarrowPath`), each
+    /// callable on any shape, so tests and benchmarks can check and time all of them everywhere. Empty for `scalar`.
     public let paths: [(name: String, forward: Forward, backward: Backward)]
 
     /// For the SIMD variants: the multiply-add throughput probe of that build (`MoEKernelsSIMD.peakProbe`), so the
@@ -77,7 +77,8 @@ public struct KernelSet {
     ) {
         (
             K.forward, K.backward, K.adamW,
-            [("per-sample", K.forwardPerSample, K.backwardPerSample), ("tiled", K.forwardTiled, K.backwardTiled)],
+            [("per-sample", K.forwardPerSample, K.backwardPerSample), ("tiled", K.forwardTiled, K.backwardTiled),
+             ("narrow", K.forwardNarrow, K.backwardNarrow)],
             K.peakProbe, K.lockstepStep
         )
     }

@@ -234,13 +234,35 @@ public enum MoEKernels {
         scale: Double
     ) -> Double {
         var total = 0.0
-        for s in 0..<batch {
+        var s = 0
+        // Four rows at a time: each row's Float sum keeps the one-row loop's order (so the bits are the same), but
+        // the four add chains are independent, so they overlap instead of each waiting on the add latency.
+        while s + 4 <= batch {
+            let x0 = x + s * n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n
+            let h0 = xhat + s * n, h1 = h0 + n, h2 = h1 + n, h3 = h2 + n
+            var r0: Float = 0, r1: Float = 0, r2: Float = 0, r3: Float = 0
+            for i in 0..<n {
+                let w = importance[i]
+                let d0 = x0[i] - h0[i], d1 = x1[i] - h1[i], d2 = x2[i] - h2[i], d3 = x3[i] - h3[i]
+                r0 += w * d0 * d0
+                r1 += w * d1 * d1
+                r2 += w * d2 * d2
+                r3 += w * d3 * d3
+            }
+            total += Double(r0)
+            total += Double(r1)
+            total += Double(r2)
+            total += Double(r3)
+            s += 4
+        }
+        while s < batch {
             var row: Float = 0
             for i in 0..<n {
                 let d = x[s * n + i] - xhat[s * n + i]
                 row += importance[i] * d * d
             }
             total += Double(row)
+            s += 1
         }
         return total * scale
     }
@@ -538,11 +560,11 @@ public struct KernelSelectionError: Error, Sendable, CustomStringConvertible {
 /// ToyMoEKernelsAVX2, ToyMoEKernelsAVX512: one source) conforms, so the engine makes its function table for any
 /// build with one generic function instead of one hand-written table per module.
 public protocol SIMDKernelBuild {
-    /// Forward with the shape's code path (`forwardPerSample` or `forwardTiled`).
+    /// Forward with the shape's code path (`forwardPerSample`, `forwardNarrow` or `forwardTiled`).
     static func forward(params: UnsafePointer<Float>, layout: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations)
     static func forwardPerSample(params: UnsafePointer<Float>, layout: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations)
     static func forwardTiled(params: UnsafePointer<Float>, layout: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations)
-    /// Backward with the shape's code path (`backwardPerSample` or `backwardTiled`).
+    /// Backward with the shape's code path (`backwardPerSample`, `backwardNarrow` or `backwardTiled`).
     static func backward(
         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout: MoELayout, batch: Int,
         importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations)
@@ -550,6 +572,11 @@ public protocol SIMDKernelBuild {
         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout: MoELayout, batch: Int,
         importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations)
     static func backwardTiled(
+        params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout: MoELayout, batch: Int,
+        importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations)
+    /// The feature-major path for narrow experts (m < 8, SIMD over the n features).
+    static func forwardNarrow(params: UnsafePointer<Float>, layout: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations)
+    static func backwardNarrow(
         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout: MoELayout, batch: Int,
         importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations)
     static func adamW(

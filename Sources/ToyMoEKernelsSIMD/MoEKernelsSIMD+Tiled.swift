@@ -138,9 +138,12 @@ private struct Tile6x16 {
 extension MoEKernelsSIMD {
 
     /// Whether `forward`/`backward` take the tiled path for this shape: wide enough that whole 16-lane chunks are
-    /// mostly real data (below that, padding m = 1 to 16 lanes would waste most of the work).
+    /// mostly real data (below that, padding m = 1 to 16 lanes would waste most of the work). Routed experts with
+    /// m < 16 go to the feature-major narrow path instead, which pads nothing in m: measured with `toymoe bench
+    /// --configs P4` (one thread), Table 1's E10 m10 k1 step ×1.11 narrow over tiled, while dense m = 20 (every
+    /// sample in one expert's tiles) stays tiled (narrow ×0.74).
     @inline(__always)
-    public static func usesTiledPath(_ L: MoELayout) -> Bool { L.m >= 8 && L.n >= 16 }
+    public static func usesTiledPath(_ L: MoELayout) -> Bool { L.m >= 8 && L.n >= 16 && (L.experts == 1 || L.m >= 16) }
 
     @inline(__always)
     static func roundUp16(_ x: Int) -> Int { (x + 15) & ~15 }

@@ -192,12 +192,15 @@ public enum MoEKernelsSIMD {
     ) {
         if usesTiledPath(L) {
             forwardTiled(params: params, layout: L, batch: batch, tieBreak: tieBreak, act: act)
+        } else if usesNarrowPath(L) {
+            forwardNarrow(params: params, layout: L, batch: batch, tieBreak: tieBreak, act: act)
         } else {
             forwardPerSample(params: params, layout: L, batch: batch, tieBreak: tieBreak, act: act)
         }
     }
 
-    /// The forward pass one sample at a time (the path `forward` takes for narrow experts, see `usesTiledPath`).
+    /// The forward pass one sample at a time (the path `forward` takes for experts neither tiled nor narrow: fewer
+    /// than 8 features, see `usesTiledPath` and `usesNarrowPath`).
     public static func forwardPerSample(
         params: UnsafePointer<Float>, layout L: MoELayout, batch: Int, tieBreak: TieBreak, act: MoEActivations
     ) {
@@ -271,6 +274,10 @@ public enum MoEKernelsSIMD {
             backwardTiled(
                 params: params, grads: grads, layout: L, batch: batch, importance: importance, lossScale: lossScale,
                 lbAlpha: lbAlpha, act: act)
+        } else if usesNarrowPath(L) {
+            backwardNarrow(
+                params: params, grads: grads, layout: L, batch: batch, importance: importance, lossScale: lossScale,
+                lbAlpha: lbAlpha, act: act)
         } else {
             backwardPerSample(
                 params: params, grads: grads, layout: L, batch: batch, importance: importance, lossScale: lossScale,
@@ -278,8 +285,8 @@ public enum MoEKernelsSIMD {
         }
     }
 
-    /// The backward pass in groups of 4 samples per expert without packing (the path `backward` takes for narrow
-    /// experts, see `usesTiledPath`).
+    /// The backward pass in groups of 4 samples per expert without packing (the path `backward` takes for experts
+    /// neither tiled nor narrow: fewer than 8 features, see `usesTiledPath` and `usesNarrowPath`).
     public static func backwardPerSample(
         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, layout L: MoELayout, batch: Int,
         importance: UnsafePointer<Float>, lossScale: Float, lbAlpha: Float?, act: MoEActivations

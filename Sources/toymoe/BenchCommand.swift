@@ -20,7 +20,9 @@ struct BenchCommand: ParsableCommand {
               P2  training step of n=100, m=10, E=10, k=1 (1024)
               P3  dense n=400, m=30: training step, and forward+backward with GFLOP/s (1024)
               P4  each kernel vs its naive twin: sampleBatch, forward, backward, adamW at P3's shape;
-                  forward and backward at P2's shape (routing)
+                  forward and backward at P2's shape (routing); training steps of the Fig. 3 shapes (n=100:
+                  dense m=20, E4 m5 k1, E10 m2 k2, E20 m1 k5 at p=0.1, and E20 m1 k5 at p=1) and of Table 1's
+                  (E10 m10 k1), also with each code path of the widest SIMD build (`<build>:<path>` variants)
               P6  one model on two cores: training steps of growing dense and MoE shapes (1024), each timed
                   whole-batch on one thread and split into two batch halves on two threads (the cut-over of
                   Trainer.splitThreshold); its variants are always those two, with the widest SIMD kernels
@@ -345,6 +347,19 @@ struct BenchUnit {
         p3Shape,
     ]
 
+    /// P4's training steps: the Fig. 3 architectures (n = 100, total hidden width 20) and Table 1's (P2's shape).
+    /// Fig. 3 sweeps p from 0.1 to 1; p = 1 (no zero inputs to skip) is its slowest cell of the slowest shape.
+    static let p4Shapes = [
+        BenchShape(label: "fig3 dense n100 m20 B1024", n: 100, m: 20, experts: 1, active: 1, batch: 1024, loadBalancing: false),
+        BenchShape(label: "fig3 n100 m5 E4 k1 B1024", n: 100, m: 5, experts: 4, active: 1, batch: 1024, loadBalancing: false),
+        BenchShape(label: "fig3 n100 m2 E10 k2 B1024", n: 100, m: 2, experts: 10, active: 2, batch: 1024, loadBalancing: false),
+        BenchShape(label: "fig3 n100 m1 E20 k5 B1024", n: 100, m: 1, experts: 20, active: 5, batch: 1024, loadBalancing: false),
+        BenchShape(
+            label: "fig3 n100 m1 E20 k5 B1024 p1", n: 100, m: 1, experts: 20, active: 5, batch: 1024, loadBalancing: false,
+            probability: 1),
+        BenchShape(label: "table1 n100 m10 E10 k1 B1024", n: 100, m: 10, experts: 10, active: 1, batch: 1024, loadBalancing: false),
+    ]
+
     /// Every unit, in run order.
     static var all: [BenchUnit] {
         p1Shapes.map { BenchUnit(config: "P1", kind: .step, shape: $0) }
@@ -352,6 +367,7 @@ struct BenchUnit {
             + [BenchUnit(config: "P3", kind: .step, shape: p3Shape), BenchUnit(config: "P3", kind: .forwardBackward, shape: p3Shape)]
             + [UnitKind.sampleBatch, .forward, .backward, .adamW].map { BenchUnit(config: "P4", kind: $0, shape: p3Shape) }
             + [UnitKind.forward, .backward].map { BenchUnit(config: "P4", kind: $0, shape: p2Shape) }
+            + p4Shapes.map { BenchUnit(config: "P4", kind: .step, shape: $0) }
             + p6Shapes.map { BenchUnit(config: "P6", kind: .step, shape: $0) }
     }
 }
@@ -404,7 +420,23 @@ struct BenchVariant {
     static var all: [BenchVariant] {
         let engine: [BenchVariant] = KernelVariant.supported.map { .kernels(.engine($0), trainingStepViaTrainer: true) }
         let lockstep: [BenchVariant] = [.lockstep(threads: 1), .lockstep(threads: 2)]
-        return [BenchVariant.naive] + engine + lockstep
+        return [BenchVariant.naive] + engine + lockstep + paths
+    }
+
+    /// P4's training steps with each code path of the widest SIMD build forced ("<build>:tiled", ":narrow",
+    /// ":per-sample"): the step composed from the path's forward and backward in `Trainer.step`'s order, whole
+    /// batch, so the shape rule of `forward`/`backward` can be checked against the alternatives.
+    static var paths: [BenchVariant] {
+        let best = KernelVariant.bestSIMD
+        let set = KernelSet(best)
+        return set.paths.map { path in
+            var v = BenchVariant.kernels(BenchKernelSet(
+                name: "\(best.rawValue):\(path.name)", variant: nil, sampleBatch: set.sampleBatch, forward: path.forward,
+                reconstructionLoss: set.reconstructionLoss, loadBalancing: set.loadBalancing, backward: path.backward,
+                adamW: set.adamW))
+            v.applies = { $0.config == "P4" && $0.kind == .step }
+            return v
+        }
     }
 
     /// P6's variants: the widest SIMD kernels through `Trainer.step()`: whole batch on one thread, two batch halves

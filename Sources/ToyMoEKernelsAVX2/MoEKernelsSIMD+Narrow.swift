@@ -1,0 +1,1 @@
+../ToyMoEKernelsSIMD/MoEKernelsSIMD+Narrow.swift
