@@ -90,8 +90,7 @@ extension MoEKernelsSIMD {
     @inline(__always)
     public static func encodesAllExperts(_ L: MoELayout) -> Bool { L.experts * L.m <= 32 }
 
-    @inline(__always)
-    static func roundUp8(_ x: Int) -> Int { (x + 7) & ~7 }
+    // roundUp8 (padding to whole 8-lane vectors) is shared with the tiled path (MoEKernelsSIMD+Tiled.swift).
 
     /// The narrow path's packed sizes: np (features padded), rp (router + fused encoder lanes), the router's
     /// lane count (E when E > 1, else 0) and whether all experts are encoded in the sparse pass.
