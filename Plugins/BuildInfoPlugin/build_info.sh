@@ -23,15 +23,28 @@ if [ -n "$top" ] && [ "$(cd "$top" && pwd -P)" = "$(cd "$root" && pwd -P)" ]; th
         fi
     fi
 fi
-# What the numbers depend on, whatever git says: a SHA-256 over every file SwiftPM compiles (Sources/, following the
-# SIMD builds' symlinks) and Package.swift (compiler flags), each hashed with its path, in a fixed order. Sweeps record
-# it in their fingerprint, so a resume never mixes cells computed by two different engines.
+# What the numbers depend on, whatever git says: a SHA-256 over every file SwiftPM compiles (the Swift, C, header and
+# module-map files under Sources/, following the SIMD builds' symlinks) and Package.swift (compiler flags), each hashed
+# with its path, in a fixed order. Sweeps record it in their fingerprint, so a resume never mixes cells computed by two
+# different engines. Every step is checked (no pipeline hides a failure): an unreadable or dangling file, an empty
+# list or no SHA-256 tool gives "unknown", which the fingerprint treats as "cannot tell builds apart".
 sources=unknown
-if command -v sha256sum >/dev/null 2>&1; then
-    sources=$(cd "$root" && find Sources Package.swift \( -type f -o -type l \) -print0 2>/dev/null | LC_ALL=C sort -z |
-        xargs -0 sha256sum 2>/dev/null | sha256sum | cut -d' ' -f1) || sources=unknown
-    [ -n "$sources" ] || sources=unknown
+hash_tool=
+if command -v sha256sum >/dev/null 2>&1; then hash_tool="sha256sum"
+elif command -v shasum >/dev/null 2>&1; then hash_tool="shasum -a 256"
 fi
+mkdir -p "$work" || exit 1
+list="$work/sources.list"; sums="$work/sources.sums"
+if [ -n "$hash_tool" ] &&
+    (cd "$root" && find Sources \( -type f -o -type l \) \( -name '*.swift' -o -name '*.c' -o -name '*.h' -o -name '*.modulemap' \) -print) \
+        >"$list.raw" 2>/dev/null && LC_ALL=C sort "$list.raw" >"$list" && [ -s "$list" ] &&
+    ! grep -q ' ' "$list" && echo Package.swift >>"$list" &&
+    (cd "$root" && xargs $hash_tool <"$list") >"$sums" 2>/dev/null &&
+    [ "$(wc -l <"$sums")" -eq "$(wc -l <"$list")" ]; then
+    sources=$($hash_tool <"$sums" | cut -d' ' -f1)
+    [ ${#sources} -eq 64 ] || sources=unknown
+fi
+rm -f "$list.raw" "$list" "$sums"
 mkdir -p "$out" "$work" || exit 1
 tmp="$work/BuildInfo.swift.tmp"
 cat > "$tmp" <<SWIFT || exit 1

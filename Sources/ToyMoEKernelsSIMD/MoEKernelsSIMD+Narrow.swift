@@ -1,8 +1,9 @@
-// Feature-major forward/backward for narrow experts (m < 8: Fig. 3's 4 experts of m = 5, 10 of m = 2, 20 of m = 1;
-// and routed experts with m < 16: Table 1's 10 of m = 10), compiled, like MoEKernelsSIMD.swift, once per ISA (the
-// AVX2/AVX-512 folders hold symlinks to this file).
+// Feature-major forward/backward for every shape with n ≥ 8 that the tiled path does not take (see `usesNarrowPath`:
+// m < 8, e.g. Fig. 3's 4 experts of m = 5, 10 of m = 2, 20 of m = 1; routed experts with m < 16, e.g. Table 1's 10 of
+// m = 10; and experts of any m with 8 ≤ n < 16), compiled, like MoEKernelsSIMD.swift, once per ISA (the AVX2/AVX-512
+// folders hold symlinks to this file).
 //
-// The tiled path vectorizes over the hidden dimension padded to 16 lanes, and the per-sample path over m as well,
+// The tiled path vectorizes over the hidden dimension padded to a multiple of 8 lanes, and the per-sample path over m,
 // so with m = 1 … 7 most lanes idle (m = 1: one lane of eight) and the scalar tails dominate. Here every vector
 // runs over the n features instead (8 features per SIMD8, n padded to np = n rounded up to 8), with the weights
 // repacked once per call in feature-major order:

@@ -85,6 +85,11 @@ public struct SweepFingerprint: Sendable, Equatable {
         where fa?[key] != fb?[key] {
             out.append("\(labels[key] ?? key): \(show(fa?[key])) vs \(show(fb?[key]))")
         }
+        // A build that could not hash its sources (no SHA-256 tool, an unreadable file) cannot be told from another
+        // such build: two "unknown"s are not evidence of one engine, so they count as a difference too.
+        if fa?["sources_sha256"] == fb?["sources_sha256"], fa?["sources_sha256"]?.stringValue == "unknown" {
+            out.append("toymoe build: unknown on both sides (the build could not hash its sources), so the two runs' engines cannot be compared")
+        }
         if fa?["params"] != fb?["params"] {
             let pa = fa?["params"]?.objectValue ?? JSONObject(), pb = fb?["params"]?.objectValue ?? JSONObject()
             let keys = Array(Set(pa.keys).union(pb.keys)).sorted()

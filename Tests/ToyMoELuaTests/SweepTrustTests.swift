@@ -163,6 +163,9 @@ import ToyMoEIO
         #expect(try hash() == first, "the same files give the same hash")
         try "notes".write(to: copy.appendingPathComponent("NOTES.txt"), atomically: true, encoding: .utf8)
         #expect(try hash() == first, "a file outside Sources/ and Package.swift does not count")
+        try "x".write(to: copy.appendingPathComponent("Sources/ToyMoE/.DS_Store"), atomically: true, encoding: .utf8)
+        try "x".write(to: copy.appendingPathComponent("Sources/ToyMoE/Model.swift.orig"), atomically: true, encoding: .utf8)
+        #expect(try hash() == first, "files the compiler does not read (editor and OS leftovers) do not count")
         let kernel = copy.appendingPathComponent("Sources/ToyMoEKernels/MoEKernels.swift")
         try (String(contentsOf: kernel, encoding: .utf8) + "\n").write(to: kernel, atomically: true, encoding: .utf8)
         let edited = try hash()
@@ -268,6 +271,20 @@ import ToyMoEIO
         var now = recorded.objectValue!
         now["fingerprint"] = a.json
         #expect(SweepFingerprint.differences(recorded, .object(now)) == ["fingerprint: absent (written by an older toymoe) vs present"])
+        // Two builds with a source hash agree only when the hashes do; two without one never agree.
+        func declaration(_ f: SweepFingerprint) -> JSONValue {
+            var o = recorded.objectValue!
+            o["fingerprint"] = f.json
+            return .object(o)
+        }
+        let h1 = String(repeating: "1", count: 64), h2 = String(repeating: "2", count: 64)
+        let one = SweepFingerprint(script: "x", params: [], kernelVariant: "scalar", sourcesSHA256: h1)
+        #expect(SweepFingerprint.differences(declaration(one), declaration(one)).isEmpty)
+        let other = SweepFingerprint(script: "x", params: [], kernelVariant: "scalar", sourcesSHA256: h2)
+        #expect(SweepFingerprint.differences(declaration(one), declaration(other)).first?.contains("toymoe build (SHA-256") == true)
+        let unknown = SweepFingerprint(script: "x", params: [], kernelVariant: "scalar", sourcesSHA256: nil)
+        #expect(unknown.json["sources_sha256"]?.stringValue == "unknown")
+        #expect(SweepFingerprint.differences(declaration(unknown), declaration(unknown)).first?.contains("unknown on both sides") == true)
     }
 
     @Test("A result holding a function names the cell, the replicate and the key")
